@@ -1,0 +1,3 @@
+from macrowatch.cli import main
+
+main()

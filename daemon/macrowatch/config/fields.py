@@ -1,0 +1,205 @@
+"""Typed reading of located YAML values; every bad value is reported with its place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from macrowatch.config.problems import Loc, Problems
+from macrowatch.config.types import Duration
+from macrowatch.config.yamlsrc import YNode
+
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(bars?|d|h|m)\s*$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false",
+               type(None): "empty", int: "a whole number", float: "a number",
+               dt.date: "a date", dt.datetime: "a date and time"}
+
+
+def describe(value: Any) -> str:
+    """How a YAML value reads to a user: 'a list', 'the string \"x\"'."""
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def expand_env(text: str, environ: dict[str, str] | None = None) -> tuple[str, tuple[str, ...]]:
+    """Expand `${VAR}` and `${VAR:-default}`; return the text and the names that were unset."""
+    env = os.environ if environ is None else environ
+    missing: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+        return value
+
+    return _VAR_RE.sub(sub, text), tuple(missing)
+
+
+class Reader:
+    """Reads values out of YNodes, reporting problems instead of raising."""
+
+    def __init__(self, problems: Problems):
+        self.problems = problems
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.problems.error(loc, message)
+
+    # ---- mappings ---------------------------------------------------------------------------
+    def mapping(self, node: YNode, what: str, allowed: Iterable[str],
+                required: Iterable[str] = ()) -> dict[str, YNode] | None:
+        """The node's keys after checking: unknown keys and missing required keys are errors."""
+        if not node.is_map:
+            self.error(node.loc, f"{what}: expected a mapping, got {describe(node.value)}")
+            return None
+        allowed = list(allowed)
+        for key, kloc in node.keys.items():
+            if key not in allowed:
+                self.error(kloc, f"{what}: unknown key {key!r}{suggest(key, allowed)}; "
+                                 f"allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in node.value:
+                self.error(node.loc, f"{what}: missing key {key!r}")
+        return {k: v for k, v in node.value.items() if k in allowed}
+
+    def id(self, name: str, loc: Loc, what: str) -> bool:
+        """Check an id (letters, digits, '-' and '_', starting with a letter)."""
+        if ID_RE.match(name):
+            return True
+        self.error(loc, f"{what}: {name!r} is not a valid id (a letter, then letters, digits, '-' or '_')")
+        return False
+
+    # ---- scalars ----------------------------------------------------------------------------
+    def string(self, node: YNode, what: str, nonempty: bool = True) -> str | None:
+        if not isinstance(node.value, str):
+            self.error(node.loc, f"{what}: expected a string, got {describe(node.value)}")
+            return None
+        if nonempty and not node.value.strip():
+            self.error(node.loc, f"{what}: must not be empty")
+            return None
+        return node.value
+
+    def number(self, node: YNode, what: str, minimum: float | None = None,
+               above: float | None = None) -> float | None:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.error(node.loc, f"{what}: expected a number, got {describe(v)}")
+            return None
+        if v != v or v in (float("inf"), float("-inf")):
+            self.error(node.loc, f"{what}: expected a finite number, got {v}")
+            return None
+        if minimum is not None and v < minimum:
+            self.error(node.loc, f"{what}: must be at least {minimum:g}, got {v:g}")
+            return None
+        if above is not None and v <= above:
+            self.error(node.loc, f"{what}: must be greater than {above:g}, got {v:g}")
+            return None
+        return float(v)
+
+    def integer(self, node: YNode, what: str, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.error(node.loc, f"{what}: expected a whole number, got {describe(v)}")
+            return None
+        if minimum is not None and v < minimum:
+            self.error(node.loc, f"{what}: must be at least {minimum}, got {v}")
+            return None
+        if maximum is not None and v > maximum:
+            self.error(node.loc, f"{what}: must be at most {maximum}, got {v}")
+            return None
+        return v
+
+    def choice(self, node: YNode, what: str, choices: Iterable[str]) -> str | None:
+        choices = list(choices)
+        v = node.value
+        if not isinstance(v, str) or v not in choices:
+            shown = repr(v) if isinstance(v, str) else describe(v)
+            hint = suggest(v, choices) if isinstance(v, str) else ""
+            self.error(node.loc, f"{what}: {shown} is not one of {', '.join(choices)}{hint}")
+            return None
+        return v
+
+    def date(self, node: YNode, what: str) -> dt.date | None:
+        v = node.value
+        if isinstance(v, dt.datetime):
+            self.error(node.loc, f"{what}: expected a date (YYYY-MM-DD), got a date and time")
+            return None
+        if isinstance(v, dt.date):
+            return v
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v.strip())
+            except ValueError:
+                pass
+        self.error(node.loc, f"{what}: expected a date (YYYY-MM-DD), got {describe(v)}")
+        return None
+
+    def month_or_date(self, node: YNode, what: str) -> dt.date | None:
+        """A reference period: `2019-07` (its first day) or a full date."""
+        v = node.value
+        if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}", v.strip()):
+            try:
+                return dt.date.fromisoformat(v.strip() + "-01")
+            except ValueError:
+                pass
+        return self.date(node, what)
+
+    def clock_time(self, node: YNode, what: str) -> dt.time | None:
+        v = node.value
+        # YAML 1.1 reads an unquoted 08:30 as the sexagesimal number 510: take it back.
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
+            return dt.time(v // 60, v % 60)
+        if isinstance(v, str):
+            m = re.fullmatch(r"(\d{1,2}):(\d{2})", v.strip())
+            if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
+                return dt.time(int(m.group(1)), int(m.group(2)))
+        self.error(node.loc, f"{what}: expected a time of day HH:MM, got {describe(v)}")
+        return None
+
+    def duration(self, node: YNode, what: str, bars: bool = True) -> Duration | None:
+        v = node.value
+        m = _DURATION_RE.match(v) if isinstance(v, str) else None
+        if m is None or int(m.group(1)) <= 0:
+            forms = "'N bars', 'Nd', 'Nh' or 'Nm'" if bars else "'Nd', 'Nh' or 'Nm'"
+            shown = repr(v) if isinstance(v, str) else describe(v)
+            self.error(node.loc, f"{what}: {shown} is not a duration; use {forms} with N > 0")
+            return None
+        unit = "bars" if m.group(2).startswith("bar") else m.group(2)
+        if unit == "bars" and not bars:
+            self.error(node.loc, f"{what}: takes elapsed time ('Nd', 'Nh' or 'Nm'), not bars")
+            return None
+        return Duration(int(m.group(1)), unit)
+
+    def string_list(self, node: YNode, what: str) -> list[tuple[str, Loc]]:
+        """A string or a list of strings, each with its place."""
+        items = node.value if node.is_list else [node]
+        out = []
+        for item in items:
+            s = self.string(item, what)
+            if s is not None:
+                out.append((s, item.loc))
+        if node.is_list and not items:
+            self.error(node.loc, f"{what}: must not be an empty list")
+        return out

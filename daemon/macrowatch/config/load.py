@@ -1,0 +1,214 @@
+"""Load a config file, or a directory of *.yaml files merged, into a frozen Config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from macrowatch.config import rules as rules_mod
+from macrowatch.config import sections
+from macrowatch.config.fields import Reader, describe, suggest
+from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
+from macrowatch.config.types import BreakoutParams, Config, Duration
+from macrowatch.config.yamlsrc import YNode, load_file
+
+TOP_KEYS = ["timezone", "calendar", "store", "poll", "health", "sources", "instruments", "levels",
+            "breakout", "releases", "macro", "channels", "rules"]
+ID_SECTIONS = ["instruments", "levels", "releases", "macro", "channels"]
+
+
+@dataclass
+class _Item:
+    """A section entry or setting, with the file it came from (paths in it are relative to that file)."""
+
+    node: YNode
+    base: Path
+    key_loc: Loc
+
+
+@dataclass
+class _Merged:
+    settings: dict[str, _Item] = field(default_factory=dict)
+    entries: dict[str, dict[str, _Item]] = field(default_factory=lambda: {s: {} for s in ID_SECTIONS})
+    rules: list[_Item] = field(default_factory=list)
+    rules_loc: Loc | None = None
+
+
+def config_files(path: Path, problems: Problems) -> list[Path]:
+    """The file itself, or a directory's *.yaml / *.yml files in name order."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not files:
+            problems.error(Loc(str(path)), "directory holds no *.yaml config files")
+        return files
+    if not path.exists():
+        problems.error(Loc(str(path)), "no such config file or directory")
+        return []
+    return [path]
+
+
+def load_config(path: str | Path, *, for_run: bool = False,
+                calendars: Callable[[], frozenset[str]] | None = None) -> tuple[Config, list[Problem]]:
+    """Load and validate; return the config and its warnings, or raise ConfigError with every problem.
+
+    `for_run`: a channel whose ${VAR} is unset is an error (the daemon cannot deliver), not a warning.
+    `calendars`: the known exchange calendar codes (None: not checked).
+    """
+    problems = Problems()
+    path = Path(path)
+    files = config_files(path, problems)
+    merged, loaded = _Merged(), 0
+    for f in files:
+        root = load_file(f, problems)
+        if root is not None:
+            loaded += 1
+            _merge(root, f, merged, problems)
+    config = None
+    if loaded:  # build even after errors, so that every problem is reported at once
+        config = _build(Reader(problems), merged, files, for_run, calendars() if calendars else None)
+    if problems.errors or config is None:
+        raise ConfigError(problems.items)
+    return config, problems.warnings
+
+
+def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> None:
+    if not root.is_map:
+        problems.error(root.loc, f"a config file is a mapping of keys ({', '.join(TOP_KEYS[:4])}, ...), "
+                                 f"got {describe(root.value)}")
+        return
+    base = file.parent.resolve()
+    for key, node in root.value.items():
+        kloc = root.keys[key]
+        if key not in TOP_KEYS:
+            problems.error(kloc, f"unknown key {key!r}{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+        elif key == "rules":
+            if not node.is_list:
+                problems.error(node.loc, f"rules: expected a list of rules, got {describe(node.value)}")
+            else:
+                merged.rules.extend(_Item(item, base, item.loc) for item in node.value)
+            merged.rules_loc = merged.rules_loc or kloc
+        elif key in ID_SECTIONS:
+            _merge_section(key, node, base, merged.entries[key], problems)
+        elif key in merged.settings:
+            problems.error(kloc, f"{key}: set twice (also at {merged.settings[key].key_loc})")
+        else:
+            merged.settings[key] = _Item(node, base, kloc)
+
+
+def _merge_section(section: str, node: YNode, base: Path, into: dict[str, _Item], problems: Problems) -> None:
+    if node.value is None:
+        return  # an empty section, e.g. `channels:` with everything commented out
+    if not node.is_map:
+        problems.error(node.loc, f"{section}: expected a mapping of id to definition, got {describe(node.value)}")
+        return
+    for ident, value in node.value.items():
+        kloc = node.keys[ident]
+        if ident in into:
+            problems.error(kloc, f"{section}.{ident}: defined twice (also at {into[ident].key_loc})")
+            continue
+        if Reader(problems).id(ident, kloc, section):
+            into[ident] = _Item(value, base, kloc)
+
+
+def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
+           calendars: frozenset[str] | None) -> Config | None:
+    s = m.settings
+    kw: dict[str, Any] = {}
+    if "timezone" in s:
+        kw["timezone"] = sections.timezone(r, s["timezone"].node)
+    if "calendar" in s:
+        kw["calendar"] = sections.calendar(r, s["calendar"].node, "calendar", calendars)
+    if "store" in s:
+        kw["store"] = sections.store(r, s["store"].node, s["store"].base)
+    if "poll" in s:
+        kw["poll_intraday"] = sections.poll(r, s["poll"].node) or Duration(5, "m")
+    if "health" in s:
+        kw["health"] = sections.health(r, s["health"].node)
+    if "sources" in s:
+        kw["fred"], kw["yahoo"] = sections.sources(r, s["sources"].node)
+    defaults = BreakoutParams()
+    if "breakout" in s:
+        fields = r.mapping(s["breakout"].node, "breakout", sections.BREAKOUT_KEYS) or {}
+        defaults = sections.breakout(r, fields, "breakout", defaults)
+        if None in vars(defaults).values():
+            defaults = BreakoutParams()
+    kw["breakout"] = defaults
+
+    e = m.entries
+    instruments = {i: sections.instrument(r, i, it.node, calendars) for i, it in e["instruments"].items()}
+    levels = {i: sections.level(r, i, it.node, defaults) for i, it in e["levels"].items()}
+    releases = {i: sections.release(r, i, it.node) for i, it in e["releases"].items()}
+    macro = {i: sections.macro(r, i, it.node, it.base) for i, it in e["macro"].items()}
+    channels = {i: sections.channel(r, i, it.node) for i, it in e["channels"].items()}
+    _cross_check(r, instruments, levels, releases, macro, channels, for_run, e)
+    fred = kw.get("fred")
+    if fred is not None and fred.api_key_source and not fred.api_key:
+        r.problems.warn(s["sources"].key_loc, "sources.fred.api_key: empty after expanding the environment; "
+                        "the keyless fredgraph CSV is used (no vintages)")
+
+    known = rules_mod.Known(instruments, levels, macro, channels)
+    rules = _rules(r, m.rules, known, m.rules_loc or Loc(str(files[0])))
+    if r.problems.errors:
+        return None
+    return Config(files=tuple(files), **kw,
+                  instruments=MappingProxyType(instruments), levels=MappingProxyType(levels),
+                  releases=MappingProxyType(releases), macro=MappingProxyType(macro),
+                  channels=MappingProxyType(channels), rules=tuple(rules))
+
+
+def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_run, entries) -> None:
+    # From the written nodes, not the parsed objects: a bad reference is reported even in an invalid entry.
+    for section, key, table, kind in (("levels", "instrument", instruments, "instrument"),
+                                      ("macro", "release", releases, "release")):
+        for ident, item in entries[section].items():
+            ref = item.node.value.get(key) if item.node.is_map else None
+            if ref is not None and isinstance(ref.value, str) and ref.value not in table:
+                r.error(ref.loc, f"{section}.{ident}.{key}: unknown {kind} {ref.value!r}"
+                                 f"{suggest(ref.value, table)}")
+                if section == "levels":
+                    levels[ident] = None
+                else:
+                    macro[ident] = None
+    # Message templates name ids without saying their kind, so an id may stand in one namespace only.
+    seen: dict[str, str] = {}
+    for section, table in (("instruments", instruments), ("levels", levels), ("macro", macro)):
+        for ident in table:
+            if ident in seen:
+                r.error(entries[section][ident].key_loc,
+                        f"{section}.{ident}: the id is also used in {seen[ident]} "
+                        f"(at {entries[seen[ident]][ident].key_loc}); ids of instruments, levels and "
+                        "macro series must differ, as message templates name them alone")
+            else:
+                seen[ident] = section
+    for ch in channels.values():
+        if ch is None:
+            continue
+        if ch.missing:
+            msg = (f"channels.{ch.id}: environment variable {', '.join(ch.missing)} is not set; "
+                   "this channel cannot deliver")
+            (r.error if for_run else r.problems.warn)(ch.loc, msg)
+        else:
+            sections.check_channel_urls(r, ch)
+
+
+def _rules(r: Reader, items: list[_Item], known: rules_mod.Known, where: Loc) -> list:
+    if not items:
+        r.error(where, "no rules: a config needs at least one rule under 'rules:'")
+        return []
+    out, first = [], {}
+    for index, item in enumerate(items):
+        name = item.node.value.get("name") if item.node.is_map else None
+        if name is not None and isinstance(name.value, str):
+            if name.value in first:
+                r.problems.rule = name.value
+                r.error(name.loc, f"name: duplicate rule name (first at {first[name.value]})")
+                r.problems.rule = None
+                continue
+            first[name.value] = name.loc
+        rule = rules_mod.rule(r, item.node, index, known)
+        if rule is not None:
+            out.append(rule)
+    return out

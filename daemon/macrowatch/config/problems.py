@@ -1,0 +1,64 @@
+"""Locations and the collected problems of a config load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Loc:
+    """A place in a config file: 1-based line and column."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning, printed as `FILE:LINE:COL: rule NAME: message`."""
+
+    loc: Loc
+    message: str
+    rule: str | None = None
+    warning: bool = False
+
+    def __str__(self) -> str:
+        rule = f"rule {self.rule}: " if self.rule else ""
+        kind = "warning: " if self.warning else ""
+        return f"{self.loc}: {kind}{rule}{self.message}"
+
+
+@dataclass
+class Problems:
+    """Collects every problem of a load so that all are reported at once."""
+
+    items: list[Problem] = field(default_factory=list)
+    rule: str | None = None  # the rule being parsed, named in its errors
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.items.append(Problem(loc, message, self.rule))
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.items.append(Problem(loc, message, self.rule, warning=True))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.items if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.items if p.warning]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.loc, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))

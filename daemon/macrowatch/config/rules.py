@@ -1,0 +1,297 @@
+"""Rules: conditions, combinators, durations, message templates; every reference checked at load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from macrowatch.config.fields import ID_RE, Reader, describe, suggest
+from macrowatch.config.problems import Loc
+from macrowatch.config.types import (
+    AllOf,
+    AnyOf,
+    Channel,
+    Condition,
+    Instrument,
+    Level,
+    LevelEntered,
+    LevelIn,
+    Macro,
+    NarrowRange,
+    Not,
+    Outcome,
+    ReleaseOutcome,
+    Rule,
+    Severity,
+    Template,
+    TemplateField,
+    Trigger,
+)
+from macrowatch.config.yamlsrc import YNode
+
+RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels"]
+MAX_CONDITION_DEPTH = 16
+
+# What a message template may name, per kind of id, with a sample value to try the format spec on.
+TEMPLATE_FIELDS: dict[str, dict[str, Any]] = {
+    "instrument": {"close": 1.5, "name": "name", "symbol": "SYM"},
+    "level": {"price": 1.5, "state": "state"},
+    "macro": {"actual": 1.5, "consensus": 1.5, "surprise": 1.5, "prior": 1.5,
+              "ref_period": dt.date(2019, 7, 1)},
+}
+
+
+@dataclass
+class Known:
+    """The ids a rule may name. A value of None: declared but invalid (already reported)."""
+
+    instruments: dict[str, Instrument | None]
+    levels: dict[str, Level | None]
+    macro: dict[str, Macro | None]
+    channels: dict[str, Channel | None]
+
+
+def _ref(r: Reader, node: YNode, what: str, table: dict[str, Any], kind: str) -> str | None:
+    name = r.string(node, what)
+    if name is None:
+        return None
+    if name not in table:
+        listed = ", ".join(sorted(table)) or "none defined"
+        r.error(node.loc, f"{what}: unknown {kind} {name!r}{suggest(name, table)} (known: {listed})")
+        return None
+    return name
+
+
+def condition(r: Reader, node: YNode, known: Known, depth: int = 0) -> Condition | None:
+    """One condition: an atom or an all/any/not combinator."""
+    if depth > MAX_CONDITION_DEPTH:
+        r.error(node.loc, f"when: conditions nested deeper than {MAX_CONDITION_DEPTH}")
+        return None
+    if not node.is_map:
+        r.error(node.loc, f"when: expected a condition mapping, got {describe(node.value)}")
+        return None
+    keys = set(node.value)
+    combinator = keys & {"all", "any", "not"}
+    if combinator:
+        return _combinator(r, node, known, depth, combinator)
+    if "level" in keys:
+        return _level_atom(r, node, known)
+    if "release" in keys:
+        return _release_atom(r, node, known)
+    if "instrument" in keys:
+        return _narrow_range(r, node, known)
+    starts = ["level", "release", "instrument", "all", "any", "not"]
+    first = next(iter(node.keys), "")
+    r.error(node.keys.get(first, node.loc),
+            f"when: unknown condition{suggest(first, starts)}; a condition starts with one of: "
+            + ", ".join(starts))
+    return None
+
+
+def _combinator(r: Reader, node: YNode, known: Known, depth: int, combinator: set[str]) -> Condition | None:
+    if len(node.value) != 1:
+        other = sorted(set(node.value) - {sorted(combinator)[0]})[0]
+        r.error(node.keys[other], f"when: {sorted(combinator)[0]!r} stands alone in its mapping; "
+                                  f"put {other!r} in a condition of its own")
+        return None
+    (key, value), = node.value.items()
+    if key == "not":
+        inner = condition(r, value, known, depth + 1)
+        return Not(inner, loc=node.loc) if inner is not None else None
+    if not value.is_list or not value.value:
+        got = "an empty list" if value.is_list else describe(value.value)
+        r.error(value.loc, f"when.{key}: expected a non-empty list of conditions, got {got}")
+        return None
+    items = [condition(r, item, known, depth + 1) for item in value.value]
+    if None in items:
+        return None
+    return (AllOf if key == "all" else AnyOf)(tuple(items), loc=node.loc)
+
+
+def _level_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
+    f = r.mapping(node, "when (level)", ["level", "state", "entered"])
+    if f is None:
+        return None
+    if ("state" in f) == ("entered" in f):
+        r.error(node.loc, "when (level): give exactly one of 'state' (holds now) or 'entered' "
+                          "(changed at this evaluation)")
+        return None
+    level_id = _ref(r, f["level"], "when.level", known.levels, "level")
+    lvl = known.levels.get(level_id) if level_id else None
+    if lvl is None:
+        return None
+    key = "state" if "state" in f else "entered"
+    items = r.string_list(f[key], f"when.{key}")
+    if not items:
+        return None
+    bad = [(s, loc) for s, loc in items if s not in lvl.states]
+    for s, loc in bad:
+        r.error(loc, f"when.{key}: {s!r} is not a state of {lvl.side.value} level {lvl.id}{suggest(s, lvl.states)}"
+                     f" (states: {', '.join(lvl.states)})")
+    if bad:
+        return None
+    if key == "entered":
+        if len(items) != 1:
+            r.error(f[key].loc, "when.entered: takes one state")
+            return None
+        return LevelEntered(lvl.id, items[0][0], loc=node.loc)
+    return LevelIn(lvl.id, tuple(dict.fromkeys(s for s, _ in items)), loc=node.loc)
+
+
+def _release_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
+    f = r.mapping(node, "when (release)", ["release", "outcome", "within"])
+    if f is None:
+        return None
+    macro_id = _ref(r, f["release"], "when.release", known.macro, "macro series")
+    outcome = r.choice(f["outcome"], "when.outcome", [o.value for o in Outcome]) if "outcome" in f else "any"
+    within = r.duration(f["within"], "when.within") if "within" in f else None
+    if macro_id is None or outcome is None or ("within" in f and within is None):
+        return None
+    return ReleaseOutcome(macro_id, Outcome(outcome), within, loc=node.loc)
+
+
+def _narrow_range(r: Reader, node: YNode, known: Known) -> Condition | None:
+    f = r.mapping(node, "when (instrument)", ["instrument", "narrow_range"], required=["narrow_range"])
+    if f is None or "narrow_range" not in f:
+        return None
+    inst = _ref(r, f["instrument"], "when.instrument", known.instruments, "instrument")
+    nr = r.mapping(f["narrow_range"], "when.narrow_range", ["bars", "pct"], required=["bars", "pct"])
+    if nr is None or "bars" not in nr or "pct" not in nr:
+        return None
+    bars = r.integer(nr["bars"], "when.narrow_range.bars", minimum=2, maximum=10_000)
+    pct = r.number(nr["pct"], "when.narrow_range.pct", above=0)
+    if inst is None or bars is None or pct is None:
+        return None
+    return NarrowRange(inst, bars, pct, loc=node.loc)
+
+
+def template(r: Reader, node: YNode, known: Known) -> Template | None:
+    """A message template; every field must name a known id and a documented attribute."""
+    text = r.string(node, "message")
+    if text is None:
+        return None
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        r.error(node.loc, f"message: bad template: {exc} (write {{{{ and }}}} for literal braces)")
+        return None
+    fields, ok = [], True
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        field = _template_field(r, node.loc, name, known)
+        if field is None:
+            ok = False
+            continue
+        if not _try_format(r, node.loc, name, spec or "", conversion, field):
+            ok = False
+            continue
+        fields.append(field)
+    return Template(text, tuple(dict.fromkeys(fields))) if ok else None
+
+
+def _template_field(r: Reader, loc: Loc, name: str, known: Known) -> TemplateField | None:
+    m = re.fullmatch(r"([^.\[\]]+)\.([a-z_]+)", name)
+    if not m:
+        r.error(loc, f"message: field {{{name}}} must be written ID.FIELD, e.g. {{spx.close}}")
+        return None
+    ident, attr = m.groups()
+    kinds = [k for k, table in (("instrument", known.instruments), ("level", known.levels),
+                                ("macro", known.macro)) if ident in table]
+    if not kinds:
+        everything = [*known.instruments, *known.levels, *known.macro]
+        r.error(loc, f"message: {{{name}}} names {ident!r}, which is no instrument, level or macro series"
+                     f"{suggest(ident, everything)}")
+        return None
+    kind = kinds[0]
+    if attr not in TEMPLATE_FIELDS[kind]:
+        r.error(loc, f"message: {{{name}}}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} has no field {attr!r}{suggest(attr, TEMPLATE_FIELDS[kind])}"
+                     f" (fields: {', '.join(TEMPLATE_FIELDS[kind])})")
+        return None
+    return TemplateField(ident, kind, attr)
+
+
+def _try_format(r: Reader, loc: Loc, name: str, spec: str, conversion: str | None, field: TemplateField) -> bool:
+    if "{" in spec:
+        r.error(loc, f"message: {{{name}}}: nested fields in a format spec are not allowed")
+        return False
+    value: Any = TEMPLATE_FIELDS[field.kind][field.attr]
+    if conversion:
+        value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+    try:
+        format(value, spec)
+    except (ValueError, TypeError) as exc:
+        r.error(loc, f"message: {{{name}}}: format spec {spec!r} does not fit this field: {exc}")
+        return False
+    return True
+
+
+def rule(r: Reader, node: YNode, index: int, known: Known) -> Rule | None:
+    """One entry of `rules:`."""
+    r.problems.rule = f"#{index + 1}"
+    try:
+        return _rule(r, node, known)
+    finally:
+        r.problems.rule = None
+
+
+def _rule(r: Reader, node: YNode, known: Known) -> Rule | None:
+    if node.is_map and isinstance(node.value.get("name", YNode(None, node.loc)).value, str):
+        r.problems.rule = node.value["name"].value
+    f = r.mapping(node, "rule", RULE_KEYS, required=["name", "when"])
+    if f is None:
+        return None
+    name = r.string(f["name"], "name") if "name" in f else None
+    if name is not None and not ID_RE.match(name):
+        r.error(f["name"].loc, f"name: {name!r} is not a valid rule name (a letter, then letters, digits, "
+                               "'-' or '_', at most 64)")
+        name = None
+    when = condition(r, f["when"], known) if "when" in f else None
+    severity = r.choice(f["severity"], "severity", [s.value for s in Severity]) if "severity" in f else "warning"
+    notify = tuple(_ref(r, YNode(c, loc), "notify", known.channels, "channel")
+                   for c, loc in r.string_list(f["notify"], "notify")) if "notify" in f else ()
+    for_ = r.duration(f["for"], "for") if "for" in f else None
+    cooldown = r.duration(f["cooldown"], "cooldown") if "cooldown" in f else None
+    chart = _ref(r, f["chart"], "chart", known.instruments, "instrument") if "chart" in f else None
+    message = template(r, f["message"], known) if "message" in f else None
+    on = _triggers(r, f["on"]) if "on" in f else frozenset({Trigger.CLOSE, Trigger.RELEASE})
+    labels = _labels(r, f["labels"]) if "labels" in f else {}
+    parsed = [name, when, severity, on, labels, *notify]
+    optional = [("for", for_), ("cooldown", cooldown), ("chart", chart), ("message", message)]
+    if None in parsed or any(key in f and value is None for key, value in optional):
+        return None
+    if "notify" in f and len(set(notify)) != len(notify):
+        r.error(f["notify"].loc, "notify: a channel is listed twice")
+        return None
+    return Rule(name, when, Severity(severity), notify, for_, cooldown, chart, message, on, labels,
+                loc=node.loc)
+
+
+def _triggers(r: Reader, node: YNode) -> frozenset[Trigger] | None:
+    items = r.string_list(node, "on")
+    names = [t.value for t in Trigger]
+    ok = bool(items)
+    for value, loc in items:
+        if value not in names:
+            r.error(loc, f"on: {value!r} is not one of {', '.join(names)}{suggest(value, names)}")
+            ok = False
+    return frozenset(Trigger(v) for v, _ in items) if ok else None
+
+
+def _labels(r: Reader, node: YNode) -> dict[str, str] | None:
+    if not node.is_map:
+        r.error(node.loc, f"labels: expected a mapping of names to values, got {describe(node.value)}")
+        return None
+    out: dict[str, str] | None = {}
+    for key, value in node.value.items():
+        if not r.id(key, node.keys[key], "labels"):
+            out = None
+        elif not value.is_scalar or value.value is None or isinstance(value.value, bool):
+            r.error(value.loc, f"labels.{key}: expected a string or number, got {describe(value.value)}")
+            out = None
+        elif out is not None:
+            out[key] = str(value.value)
+    return out

@@ -1,0 +1,1 @@
+"""Adapters to the outside world; each module wraps one third-party library."""
