@@ -208,8 +208,9 @@ def _template_field(r: Reader, loc: Loc, name: str, known: Known) -> TemplateFie
         return None
     kind = kinds[0]
     if attr not in TEMPLATE_FIELDS[kind]:
-        r.error(loc, f"message: {{{name}}}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} has no field {attr!r}{suggest(attr, TEMPLATE_FIELDS[kind])}"
-                     f" (fields: {', '.join(TEMPLATE_FIELDS[kind])})")
+        article = "an" if kind[0] in "aeiou" else "a"
+        r.error(loc, f"message: {{{name}}}: {article} {kind} has no field {attr!r}"
+                     f"{suggest(attr, TEMPLATE_FIELDS[kind])} (fields: {', '.join(TEMPLATE_FIELDS[kind])})")
         return None
     return TemplateField(ident, kind, attr)
 
