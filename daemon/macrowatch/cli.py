@@ -50,7 +50,9 @@ def cli() -> None:
 
 @cli.command()
 @config_option
-def check(config_path: Path) -> None:
+@click.option("--show", is_flag=True, help="Also print the effective config, every default written out "
+              "(secrets stay as their ${VAR}).")
+def check(config_path: Path, show: bool) -> None:
     """Validate a config and its rules; exit 0, or 2 listing every error as FILE:LINE:COL.
 
     \b
@@ -58,7 +60,59 @@ def check(config_path: Path) -> None:
         macrowatch check -c rules/breakout-jobs.yaml
     """
     config = load_or_exit(config_path)
+    if show:
+        import yaml
+
+        from macrowatch.config.dump import dump
+
+        click.echo(yaml.safe_dump(dump(config), sort_keys=False, allow_unicode=True), nl=False)
     click.echo(f"{config_path}: ok: {config.summary()}")
+
+
+def _alert_line(alert) -> str:
+    labels = "".join(f" {k}={v}" for k, v in alert.labels.items())
+    return f"{alert.at.strftime('%Y-%m-%d %H:%M %z')} [{alert.severity}] {alert.rule}{labels}: {alert.message}"
+
+
+@cli.command()
+@config_option
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="History: DIR/prices/<SYMBOL>.csv (Yahoo daily) and DIR/macro/<SERIES>.csv (ALFRED vintages).")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day to report (state warms up "
+              "on the data before it). Default: the first day of data.")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day to report. Default: the last day.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+def replay(config_path: Path, data_dir: Path, start, end, fmt: str) -> None:
+    """Replay history through the rules: what would each past day have alerted?
+
+    \b
+    Example:
+        macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2019-01-01 --to 2019-12-31
+    """
+    import dataclasses
+    import json
+    import zoneinfo
+
+    from macrowatch.engine.evaluator import Engine
+    from macrowatch.replay import load_history, run
+    from macrowatch.sources.files import DataError
+
+    config = load_or_exit(config_path)
+    start_d, end_d = (start.date() if start else None), (end.date() if end else None)
+    if start_d and end_d and start_d > end_d:
+        raise click.BadParameter("--from is after --to", param_hint="--from")
+    try:
+        history = load_history(config, data_dir)
+    except DataError as exc:
+        click.echo(f"macrowatch replay: {exc}", err=True)
+        sys.exit(2)
+    zone = zoneinfo.ZoneInfo(config.timezone)
+    alerts = run(Engine(config), history, start_d, end_d, config.timezone)
+    for alert in alerts:
+        alert = dataclasses.replace(alert, at=alert.at.astimezone(zone))
+        click.echo(json.dumps(alert.to_json()) if fmt == "jsonl" else _alert_line(alert))
+    if fmt == "text":
+        click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
 
 
 def main() -> None:

@@ -91,17 +91,29 @@ class Reader:
         return False
 
     # ---- scalars ----------------------------------------------------------------------------
-    def string(self, node: YNode, what: str, nonempty: bool = True) -> str | None:
+    def string(self, node: YNode, what: str, nonempty: bool = True, expand: bool = True) -> str | None:
+        """A string, with `${VAR}` expanded from the environment (an unset variable is an error).
+
+        `expand=False` returns the text as written, for the callers that treat unset variables themselves.
+        """
         if not isinstance(node.value, str):
             self.error(node.loc, f"{what}: expected a string, got {describe(node.value)}")
             return None
-        if nonempty and not node.value.strip():
-            self.error(node.loc, f"{what}: must not be empty")
+        text = node.value
+        if expand:
+            text, missing = expand_env(text)
+            for var in missing:
+                self.error(node.loc, f"{what}: environment variable {var} is not set")
+            if missing:
+                return None
+        if nonempty and not text.strip():
+            self.error(node.loc, f"{what}: must not be empty" + (" after expanding the environment"
+                                                                 if text != node.value else ""))
             return None
-        return node.value
+        return text
 
     def number(self, node: YNode, what: str, minimum: float | None = None,
-               above: float | None = None) -> float | None:
+               above: float | None = None, below: float | None = None) -> float | None:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.error(node.loc, f"{what}: expected a number, got {describe(v)}")
@@ -114,6 +126,9 @@ class Reader:
             return None
         if above is not None and v <= above:
             self.error(node.loc, f"{what}: must be greater than {above:g}, got {v:g}")
+            return None
+        if below is not None and v >= below:
+            self.error(node.loc, f"{what}: must be less than {below:g}, got {v:g}")
             return None
         return float(v)
 
@@ -157,20 +172,22 @@ class Reader:
         return None
 
     def month_or_date(self, node: YNode, what: str) -> dt.date | None:
-        """A reference period: `2019-07` (its first day) or a full date."""
+        """A reference period: `2019-07` or `2019-07-01` (FRED dates a period by its first day)."""
         v = node.value
         if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}", v.strip()):
             try:
                 return dt.date.fromisoformat(v.strip() + "-01")
             except ValueError:
                 pass
-        return self.date(node, what)
+        d = self.date(node, what)
+        if d is not None and d.day != 1:
+            self.error(node.loc, f"{what}: {d} is not the first day of a month; a reference period is "
+                                 "written YYYY-MM or YYYY-MM-01")
+            return None
+        return d
 
     def clock_time(self, node: YNode, what: str) -> dt.time | None:
         v = node.value
-        # YAML 1.1 reads an unquoted 08:30 as the sexagesimal number 510: take it back.
-        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
-            return dt.time(v // 60, v % 60)
         if isinstance(v, str):
             m = re.fullmatch(r"(\d{1,2}):(\d{2})", v.strip())
             if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
@@ -192,12 +209,12 @@ class Reader:
             return None
         return Duration(int(m.group(1)), unit)
 
-    def string_list(self, node: YNode, what: str) -> list[tuple[str, Loc]]:
+    def string_list(self, node: YNode, what: str, expand: bool = True) -> list[tuple[str, Loc]]:
         """A string or a list of strings, each with its place."""
         items = node.value if node.is_list else [node]
         out = []
         for item in items:
-            s = self.string(item, what)
+            s = self.string(item, what, expand=expand)
             if s is not None:
                 out.append((s, item.loc))
         if node.is_list and not items:

@@ -12,7 +12,7 @@ from macrowatch.config import rules as rules_mod
 from macrowatch.config import sections
 from macrowatch.config.fields import Reader, describe, suggest
 from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
-from macrowatch.config.types import BreakoutParams, Config, Duration
+from macrowatch.config.types import BreakoutParams, Config, Duration, FredSource
 from macrowatch.config.yamlsrc import YNode, load_file
 
 TOP_KEYS = ["timezone", "calendar", "store", "poll", "health", "sources", "instruments", "levels",
@@ -35,6 +35,7 @@ class _Merged:
     entries: dict[str, dict[str, _Item]] = field(default_factory=lambda: {s: {} for s in ID_SECTIONS})
     rules: list[_Item] = field(default_factory=list)
     rules_loc: Loc | None = None
+    rules_invalid: bool = False  # a `rules:` that is no list (reported): no second error saying there are none
 
 
 def config_files(path: Path, problems: Problems) -> list[Path]:
@@ -63,9 +64,8 @@ def load_config(path: str | Path, *, for_run: bool = False,
     merged, loaded = _Merged(), 0
     for f in files:
         root = load_file(f, problems)
-        if root is not None:
+        if root is not None and _merge(root, f, merged, problems):
             loaded += 1
-            _merge(root, f, merged, problems)
     config = None
     if loaded:  # build even after errors, so that every problem is reported at once
         config = _build(Reader(problems), merged, files, for_run, calendars() if calendars else None)
@@ -74,19 +74,23 @@ def load_config(path: str | Path, *, for_run: bool = False,
     return config, problems.warnings
 
 
-def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> None:
+def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> bool:
+    """Add a file's keys to `merged`; False when the file is no mapping (reported, nothing to add)."""
     if not root.is_map:
         problems.error(root.loc, f"a config file is a mapping of keys ({', '.join(TOP_KEYS[:4])}, ...), "
                                  f"got {describe(root.value)}")
-        return
+        return False
     base = file.parent.resolve()
     for key, node in root.value.items():
         kloc = root.keys[key]
         if key not in TOP_KEYS:
             problems.error(kloc, f"unknown key {key!r}{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
         elif key == "rules":
-            if not node.is_list:
+            if node.value is None:
+                pass  # `rules:` with every rule commented out: reported below as no rules
+            elif not node.is_list:
                 problems.error(node.loc, f"rules: expected a list of rules, got {describe(node.value)}")
+                merged.rules_invalid = True
             else:
                 merged.rules.extend(_Item(item, base, item.loc) for item in node.value)
             merged.rules_loc = merged.rules_loc or kloc
@@ -96,6 +100,7 @@ def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> None
             problems.error(kloc, f"{key}: set twice (also at {merged.settings[key].key_loc})")
         else:
             merged.settings[key] = _Item(node, base, kloc)
+    return True
 
 
 def _merge_section(section: str, node: YNode, base: Path, into: dict[str, _Item], problems: Problems) -> None:
@@ -144,13 +149,13 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
     macro = {i: sections.macro(r, i, it.node, it.base) for i, it in e["macro"].items()}
     channels = {i: sections.channel(r, i, it.node) for i, it in e["channels"].items()}
     _cross_check(r, instruments, levels, releases, macro, channels, for_run, e)
-    fred = kw.get("fred")
-    if fred is not None and fred.api_key_source and not fred.api_key:
+    fred = kw.get("fred") or FredSource()
+    if fred.api_key_source and not fred.api_key:
         r.problems.warn(s["sources"].key_loc, "sources.fred.api_key: empty after expanding the environment; "
                         "the keyless fredgraph CSV is used (no vintages)")
 
     known = rules_mod.Known(instruments, levels, macro, channels)
-    rules = _rules(r, m.rules, known, m.rules_loc or Loc(str(files[0])))
+    rules = _rules(r, m.rules, known, m.rules_loc or Loc(str(files[0]), 1, 1), m.rules_invalid)
     if r.problems.errors:
         return None
     return Config(files=tuple(files), **kw,
@@ -190,13 +195,17 @@ def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_
             msg = (f"channels.{ch.id}: environment variable {', '.join(ch.missing)} is not set; "
                    "this channel cannot deliver")
             (r.error if for_run else r.problems.warn)(ch.loc, msg)
+        elif not ch.urls:
+            (r.error if for_run else r.problems.warn)(ch.loc, f"channels.{ch.id}: no URL after expanding the "
+                                                              "environment; this channel cannot deliver")
         else:
             sections.check_channel_urls(r, ch)
 
 
-def _rules(r: Reader, items: list[_Item], known: rules_mod.Known, where: Loc) -> list:
+def _rules(r: Reader, items: list[_Item], known: rules_mod.Known, where: Loc, invalid: bool) -> list:
     if not items:
-        r.error(where, "no rules: a config needs at least one rule under 'rules:'")
+        if not invalid:
+            r.error(where, "no rules: a config needs at least one rule under 'rules:'")
         return []
     out, first = [], {}
     for index, item in enumerate(items):
@@ -206,6 +215,7 @@ def _rules(r: Reader, items: list[_Item], known: rules_mod.Known, where: Loc) ->
                 r.problems.rule = name.value
                 r.error(name.loc, f"name: duplicate rule name (first at {first[name.value]})")
                 r.problems.rule = None
+                rules_mod.rule(r, item.node, index, known)  # still parsed, to report all its errors at once
                 continue
             first[name.value] = name.loc
         rule = rules_mod.rule(r, item.node, index, known)

@@ -40,9 +40,17 @@ class Problems:
 
     items: list[Problem] = field(default_factory=list)
     rule: str | None = None  # the rule being parsed, named in its errors
+    unreadable: set[Loc] = field(default_factory=set)  # values YAML could not read, already reported
 
     def error(self, loc: Loc, message: str) -> None:
+        if loc in self.unreadable:
+            return  # a value already reported as unreadable: no second error saying it is empty
         self.items.append(Problem(loc, message, self.rule))
+
+    def unreadable_value(self, loc: Loc, message: str) -> None:
+        """An error about a YAML value that could not be read; later errors about its place are dropped."""
+        self.items.append(Problem(loc, message, self.rule))
+        self.unreadable.add(loc)
 
     def warn(self, loc: Loc, message: str) -> None:
         self.items.append(Problem(loc, message, self.rule, warning=True))

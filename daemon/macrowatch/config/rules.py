@@ -84,10 +84,13 @@ def condition(r: Reader, node: YNode, known: Known, depth: int = 0) -> Condition
     if "instrument" in keys:
         return _narrow_range(r, node, known)
     starts = ["level", "release", "instrument", "all", "any", "not"]
-    first = next(iter(node.keys), "")
-    r.error(node.keys.get(first, node.loc),
-            f"when: unknown condition{suggest(first, starts)}; a condition starts with one of: "
-            + ", ".join(starts))
+    if not node.keys:
+        r.error(node.loc, "when: empty condition; a condition starts with one of: " + ", ".join(starts))
+        return None
+    # Name the key that looks like a misspelt start, else the first one.
+    key = next((k for k in node.keys if suggest(k, starts)), next(iter(node.keys)))
+    r.error(node.keys[key], f"when: unknown condition key {key!r}{suggest(key, starts)}; a condition starts "
+                            "with one of: " + ", ".join(starts))
     return None
 
 
@@ -260,12 +263,12 @@ def _rule(r: Reader, node: YNode, known: Known) -> Rule | None:
     message = template(r, f["message"], known) if "message" in f else None
     on = _triggers(r, f["on"]) if "on" in f else frozenset({Trigger.CLOSE, Trigger.RELEASE})
     labels = _labels(r, f["labels"]) if "labels" in f else {}
+    if "notify" in f and len(set(notify)) != len(notify):
+        r.error(f["notify"].loc, "notify: a channel is listed twice")
+        return None
     parsed = [name, when, severity, on, labels, *notify]
     optional = [("for", for_), ("cooldown", cooldown), ("chart", chart), ("message", message)]
     if None in parsed or any(key in f and value is None for key, value in optional):
-        return None
-    if "notify" in f and len(set(notify)) != len(notify):
-        r.error(f["notify"].loc, "notify: a channel is listed twice")
         return None
     return Rule(name, when, Severity(severity), notify, for_, cooldown, chart, message, on, labels,
                 loc=node.loc)

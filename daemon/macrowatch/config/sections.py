@@ -52,9 +52,6 @@ def store(r: Reader, node: YNode, base: Path) -> str | None:
     text = r.string(node, "store")
     if text is None:
         return None
-    text, missing = expand_env(text)
-    for var in missing:
-        r.error(node.loc, f"store: environment variable {var} is not set")
     if re.match(r"^postgres(ql)?://", text):
         return text
     if "://" in text:
@@ -102,7 +99,7 @@ def sources(r: Reader, node: YNode) -> tuple[FredSource, YahooSource]:
     if "fred" in fields:
         f = r.mapping(fields["fred"], "sources.fred", ["api_key", "url"]) or {}
         key = src = None
-        if "api_key" in f and (src := r.string(f["api_key"], "sources.fred.api_key")) is not None:
+        if "api_key" in f and (src := r.string(f["api_key"], "sources.fred.api_key", expand=False)) is not None:
             key, _missing = expand_env(src)  # an unset key means the keyless CSV (warned at load)
         url = _url(r, f["url"], "sources.fred.url") if "url" in f else None
         fred = FredSource(api_key=key or None, api_key_source=src, url=url)
@@ -116,9 +113,9 @@ def breakout(r: Reader, fields: dict[str, YNode], what: str, base: BreakoutParam
     """Breakout parameters from the keys present in `fields`, the rest from `base`; None marks a bad one."""
     params = {k: getattr(base, k) for k in BREAKOUT_KEYS}
     if "approach_pct" in fields:
-        params["approach_pct"] = r.number(fields["approach_pct"], f"{what}.approach_pct", minimum=0)
+        params["approach_pct"] = r.number(fields["approach_pct"], f"{what}.approach_pct", minimum=0, below=50)
     if "buffer_pct" in fields:
-        params["buffer_pct"] = r.number(fields["buffer_pct"], f"{what}.buffer_pct", minimum=0)
+        params["buffer_pct"] = r.number(fields["buffer_pct"], f"{what}.buffer_pct", minimum=0, below=50)
     if "fail_within_bars" in fields:
         params["fail_within_bars"] = r.integer(fields["fail_within_bars"], f"{what}.fail_within_bars",
                                                minimum=1, maximum=250)
@@ -160,8 +157,9 @@ def level(r: Reader, lid: str, node: YNode, defaults: BreakoutParams) -> Level |
              LevelKind.RANGE_HIGH: "since", LevelKind.RANGE_LOW: "since"}.get(kind)
     for key in ("price", "since", "bars"):
         if key in f and key != needs:
+            article = "an" if kind.value[0] in "aeiou" else "a"
             r.error(f[key].loc, f"{what}.{key}: does not apply to kind {kind.value}"
-                    + ("" if kind is LevelKind.PRICE else f" (a {kind.value} level follows the market)"))
+                    + ("" if kind is LevelKind.PRICE else f" ({article} {kind.value} level follows the market)"))
             ok = False
     if needs and needs not in f:
         r.error(node.loc, f"{what}: kind {kind.value} needs the key {needs!r}")
@@ -257,7 +255,7 @@ def macro(r: Reader, mid: str, node: YNode, base: Path) -> Macro | None:
 
 def channel(r: Reader, cid: str, node: YNode) -> Channel | None:
     what = f"channels.{cid}"
-    items = r.string_list(node, what)
+    items = r.string_list(node, what, expand=False)
     if not items:
         return None
     urls, missing, sources_ = [], [], []

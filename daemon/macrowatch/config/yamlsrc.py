@@ -91,6 +91,9 @@ def load_text(text: str, name: str, problems: Problems) -> YNode | None:
         mark = exc.problem_mark or exc.context_mark
         loc = Loc(name, mark.line + 1, mark.column + 1) if mark else Loc(name)
         what = exc.problem or exc.context or "invalid YAML"
+        cm = exc.context_mark
+        if exc.problem and exc.context and cm and mark and (cm.line, cm.column) != (mark.line, mark.column):
+            what += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"  # where the mistake is
         problems.error(loc, f"YAML syntax error: {what}")
         return None
     except yaml.YAMLError as exc:
@@ -125,7 +128,7 @@ def _convert(node: yaml.Node, name: str, problems: Problems, budget: _Budget, de
         raise RecursionError()
     loc = _loc(name, node)
     if node.tag not in _STANDARD_TAGS:
-        problems.error(loc, f"unsupported YAML tag {node.tag!r}")
+        problems.unreadable_value(loc, f"unsupported YAML tag {node.tag!r}")
         return YNode(None, loc)
     if isinstance(node, yaml.ScalarNode):
         return YNode(_scalar(node, loc, problems), loc)
@@ -169,11 +172,13 @@ def _mapping(node: yaml.MappingNode, name: str, problems: Problems, budget: _Bud
 def _scalar(node: yaml.ScalarNode, loc: Loc, problems: Problems) -> Any:
     if node.tag == "tag:yaml.org,2002:str":
         return node.value
+    if ":" in node.value and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        return node.value  # YAML 1.1 base-60 (8:30 -> 510) surprises everyone: keep the text
     construct = yaml.SafeLoader.yaml_constructors[node.tag]
     try:
         return construct(_CONSTRUCTOR, node)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:
-        problems.error(loc, f"bad value {node.value!r}: {exc}")
+        problems.unreadable_value(loc, f"bad value {node.value!r}: {exc}")
         return None
 
 

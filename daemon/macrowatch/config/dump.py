@@ -1,0 +1,111 @@
+"""A loaded config back to plain YAML data, every default written out (`macrowatch check --show`).
+
+Secrets stay as written: a channel or API key shows its `${VAR}` text, never the expanded value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from macrowatch.config.types import (
+    AllOf,
+    AnyOf,
+    BreakoutParams,
+    Condition,
+    Config,
+    Level,
+    LevelEntered,
+    LevelIn,
+    Macro,
+    NarrowRange,
+    Not,
+    ReleaseOutcome,
+    Rule,
+)
+
+
+def dump(config: Config) -> dict[str, Any]:
+    """The effective config as plain data that loads back to an equal Config."""
+    out: dict[str, Any] = {
+        "timezone": config.timezone,
+        "calendar": config.calendar,
+        "poll": {"intraday": str(config.poll_intraday)},
+        "breakout": _breakout(config.breakout),
+    }
+    if config.store:
+        out["store"] = config.store
+    if config.health:
+        out["health"] = {"listen": f"{config.health.host}:{config.health.port}"}
+    sources: dict[str, Any] = {}
+    fred = {k: v for k, v in (("api_key", config.fred.api_key_source), ("url", config.fred.url)) if v}
+    if fred:
+        sources["fred"] = fred
+    if config.yahoo.url:
+        sources["yahoo"] = {"url": config.yahoo.url}
+    if sources:
+        out["sources"] = sources
+    out["instruments"] = {i.id: {"symbol": i.symbol, "name": i.name} | ({"calendar": i.calendar} if i.calendar else {})
+                          for i in config.instruments.values()}
+    out["levels"] = {lvl.id: _level(lvl) for lvl in config.levels.values()}
+    out["releases"] = {
+        r.id: {"time": r.time.strftime("%H:%M")}
+        | ({"fred_release_id": r.fred_release_id} if r.fred_release_id else {})
+        | ({"dates": [d.isoformat() for d in r.dates]} if r.dates else {})
+        for r in config.releases.values()}
+    out["macro"] = {m.id: _macro(m) for m in config.macro.values()}
+    out["channels"] = {c.id: c.source for c in config.channels.values()}
+    out["rules"] = [_rule(r) for r in config.rules]
+    return out
+
+
+def _breakout(p: BreakoutParams) -> dict[str, Any]:
+    return {"approach_pct": p.approach_pct, "buffer_pct": p.buffer_pct, "fail_within_bars": p.fail_within_bars}
+
+
+def _level(lvl: Level) -> dict[str, Any]:
+    out: dict[str, Any] = {"instrument": lvl.instrument, "kind": lvl.kind.value, "side": lvl.side.value}
+    for key in ("price", "bars"):
+        if getattr(lvl, key) is not None:
+            out[key] = getattr(lvl, key)
+    if lvl.since is not None:
+        out["since"] = lvl.since.isoformat()
+    return out | _breakout(lvl.breakout)
+
+
+def _macro(m: Macro) -> dict[str, Any]:
+    out: dict[str, Any] = {"series": m.series, "release": m.release, "measure": m.measure.value,
+                           "beat_by": m.beat_by, "higher_is": m.higher_is}
+    if m.consensus_file is not None:
+        out["consensus"] = str(m.consensus_file)
+    elif m.consensus:
+        out["consensus"] = {d.isoformat(): v for d, v in m.consensus.items()}
+    return out
+
+
+def condition(c: Condition) -> dict[str, Any]:
+    """A condition as it is written in YAML."""
+    match c:
+        case LevelIn():
+            return {"level": c.level, "state": list(c.states)}
+        case LevelEntered():
+            return {"level": c.level, "entered": c.state}
+        case ReleaseOutcome():
+            return {"release": c.macro, "outcome": c.outcome.value} | ({"within": str(c.within)} if c.within else {})
+        case NarrowRange():
+            return {"instrument": c.instrument, "narrow_range": {"bars": c.bars, "pct": c.pct}}
+        case AllOf():
+            return {"all": [condition(i) for i in c.items]}
+        case AnyOf():
+            return {"any": [condition(i) for i in c.items]}
+        case Not():
+            return {"not": condition(c.item)}
+    raise TypeError(f"not a condition: {c!r}")
+
+
+def _rule(r: Rule) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": r.name, "when": condition(r.when), "severity": r.severity.value,
+                           "on": sorted(t.value for t in r.on)}
+    optional = {"notify": list(r.notify), "for": r.for_ and str(r.for_),
+                "cooldown": r.cooldown and str(r.cooldown), "chart": r.chart,
+                "message": r.message and r.message.text, "labels": dict(r.labels) or None}
+    return out | {k: v for k, v in optional.items() if v}

@@ -1,0 +1,97 @@
+"""A rule's alert state and the one transition that decides whether it fires; message rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import string
+from dataclasses import dataclass, replace
+from typing import Any
+
+from macrowatch.config.types import Rule, Template
+
+
+class Phase(enum.StrEnum):
+    """Where a rule stands."""
+
+    INACTIVE = "inactive"  # the condition does not hold
+    PENDING = "pending"    # it holds, but not yet for as long as `for:` asks
+    FIRING = "firing"      # it holds and has fired (or was held back by its cooldown) in this stretch
+
+
+@dataclass(frozen=True)
+class RuleState:
+    phase: Phase = Phase.INACTIVE
+    since: dt.datetime | None = None      # when the condition started to hold
+    true_closes: int = 0                  # consecutive close evaluations at which it held
+    last_fired: dt.datetime | None = None
+    last_fired_bar: int | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {"phase": self.phase.value, "since": _iso(self.since), "true_closes": self.true_closes,
+                "last_fired": _iso(self.last_fired), "last_fired_bar": self.last_fired_bar}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> RuleState:
+        return cls(Phase(data.get("phase", "inactive")), _dt(data.get("since")), int(data.get("true_closes", 0)),
+                   _dt(data.get("last_fired")), data.get("last_fired_bar"))
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def _dt(s: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(s) if s else None
+
+
+def in_cooldown(rule: Rule, state: RuleState, now: dt.datetime, bar_index: int) -> bool:
+    """Whether a fire now would repeat the rule inside its cooldown."""
+    if rule.cooldown is None or state.last_fired is None:
+        return False
+    if rule.cooldown.is_bars:
+        return bar_index - (state.last_fired_bar or 0) < rule.cooldown.amount
+    return now - state.last_fired < rule.cooldown.as_timedelta()
+
+
+def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_index: int,
+            on_close: bool) -> tuple[RuleState, bool]:
+    """The rule's next state after one evaluation, and whether it fires now.
+
+    It fires on the evaluation where the condition has held as long as `for:` asks; not again while it keeps
+    holding; again only after it stopped holding and the cooldown has passed (a return inside the cooldown is
+    held back for that whole stretch).
+    """
+    if not holds:
+        return replace(state, phase=Phase.INACTIVE, since=None, true_closes=0), False
+    since = state.since or now
+    closes = state.true_closes + (1 if on_close else 0)
+    state = replace(state, since=since, true_closes=closes)
+    if state.phase is Phase.FIRING:
+        return state, False
+    f = rule.for_
+    ready = (f is None or (f.is_bars and closes >= f.amount)
+             or (not f.is_bars and now - since >= f.as_timedelta()))
+    if not ready:
+        return replace(state, phase=Phase.PENDING), False
+    if in_cooldown(rule, state, now, bar_index):
+        return replace(state, phase=Phase.FIRING), False
+    return replace(state, phase=Phase.FIRING, last_fired=now, last_fired_bar=bar_index), True
+
+
+def render(template: Template, values: dict[tuple[str, str], Any]) -> str:
+    """Render a checked template; `values[(id, attr)]` gives each field (None: not known yet)."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(template.text):
+        out.append(literal)
+        if name is None:
+            continue
+        ident, attr = name.rsplit(".", 1)
+        value = values.get((ident, attr))
+        if value is None:
+            out.append("n/a")
+            continue
+        if conversion:
+            value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+        out.append(format(value, spec or ""))
+    return "".join(out)

@@ -1,0 +1,114 @@
+"""Condition evaluation: does a rule's `when` hold at this evaluation, and what did each atom see."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from macrowatch.config.types import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Duration,
+    LevelEntered,
+    LevelIn,
+    NarrowRange,
+    Not,
+    ReleaseOutcome,
+)
+from macrowatch.model import Print
+
+
+@dataclass
+class LevelView:
+    """What a condition sees of a level at this evaluation."""
+
+    state: str
+    entered: str | None   # the state entered at this evaluation, if it changed
+    price: float | None   # the level (frozen during a breakout)
+    close: float | None   # the instrument's close (or intraday price) it was judged on
+
+
+@dataclass
+class View:
+    """Everything an evaluation's conditions may look at; built by the evaluator, read-only here."""
+
+    now: dt.datetime
+    trigger: str                                   # close | release | intraday
+    bar_index: int                                 # sessions closed so far (for `N bars` durations)
+    levels: Mapping[str, LevelView]
+    closes: Mapping[str, list[float]]              # recent closes per instrument, oldest first
+    prints: Mapping[str, tuple[Print, int]]        # latest print per macro, with the bar index when it came
+    released: frozenset[str] = frozenset()         # macro ids printed at this evaluation
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def within(d: Duration | None, since: dt.datetime, since_bar: int, view: View, released_now: bool) -> bool:
+    """Whether something at `since` is recent enough: no duration means only at its own evaluation."""
+    if d is None:
+        return released_now
+    if d.is_bars:
+        return view.bar_index - since_bar <= d.amount
+    return dt.timedelta(0) <= view.now - since <= d.as_timedelta()
+
+
+def holds(c: Condition, view: View) -> bool:
+    """Evaluate a condition, recording what each atom saw in `view.evidence`."""
+    match c:
+        case AllOf():
+            results = [holds(i, view) for i in c.items]  # every atom is evaluated, for complete evidence
+            return all(results)
+        case AnyOf():
+            results = [holds(i, view) for i in c.items]
+            return any(results)
+        case Not():
+            return not holds(c.item, view)
+        case LevelIn() | LevelEntered():
+            return _level(c, view)
+        case ReleaseOutcome():
+            return _release(c, view)
+        case NarrowRange():
+            return _narrow(c, view)
+    raise TypeError(f"not a condition: {c!r}")
+
+
+def _level(c: LevelIn | LevelEntered, view: View) -> bool:
+    lv = view.levels[c.level]
+    if isinstance(c, LevelIn):
+        ok = lv.state in c.states
+        key = f"{c.level} state in [{', '.join(c.states)}]" if len(c.states) > 1 else f"{c.level} {c.states[0]}"
+    else:
+        ok = lv.entered == c.state
+        key = f"{c.level} entered {c.state}"
+    view.evidence[key] = {"holds": ok, "state": lv.state, "level": lv.price, "close": lv.close}
+    return ok
+
+
+def _release(c: ReleaseOutcome, view: View) -> bool:
+    key = f"{c.macro} {c.outcome.value}" + (f" within {c.within}" if c.within else "")
+    latest = view.prints.get(c.macro)
+    if latest is None:
+        view.evidence[key] = {"holds": False, "print": None}
+        return False
+    p, bar = latest
+    recent = within(c.within, p.at, bar, view, c.macro in view.released)
+    ok = recent and (c.outcome.value == "any" or p.outcome == c.outcome.value)
+    view.evidence[key] = {"holds": ok, "outcome": p.outcome, "actual": p.actual, "consensus": p.consensus,
+                          "surprise": p.surprise, "prior": p.prior, "ref_period": p.ref_period,
+                          "released_at": p.at, "consensus_source": p.consensus_source}
+    return ok
+
+
+def _narrow(c: NarrowRange, view: View) -> bool:
+    closes = view.closes.get(c.instrument, [])[-c.bars:]
+    key = f"{c.instrument} narrow range {c.bars} bars within {c.pct:g}%"
+    if len(closes) < c.bars:
+        view.evidence[key] = {"holds": False, "bars": len(closes)}
+        return False
+    low, high = min(closes), max(closes)
+    width = 100.0 * (high - low) / low if low > 0 else float("inf")
+    ok = width <= c.pct
+    view.evidence[key] = {"holds": ok, "range_pct": round(width, 4), "low": low, "high": high}
+    return ok

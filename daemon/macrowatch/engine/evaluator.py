@@ -1,0 +1,190 @@
+"""The engine: level machines, release prints and rule states for one config, fed events in time order.
+
+The daemon, `replay` and `macrowatch test` all drive this one class: `on_close` after each session close,
+`on_release` when a release is seen, `on_intraday` on intraday polls. Each returns the alerts that fired.
+An event already applied (a session or a print seen before) is ignored, so a catch-up cannot fire twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from macrowatch.config.types import Config, NarrowRange, Rule, Trigger
+from macrowatch.engine.alerting import RuleState, advance, render
+from macrowatch.engine.breakout import LevelMachine
+from macrowatch.engine.conditions import LevelView, View, holds
+from macrowatch.model import Alert, Bar, Print
+
+STATE_VERSION = 1
+
+
+def _narrow_bars(rule: Rule) -> Iterable[int]:
+    stack = [rule.when]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, NarrowRange):
+            yield c.bars
+        stack.extend(getattr(c, "items", ()))
+        if hasattr(c, "item"):
+            stack.append(c.item)
+
+
+class Engine:
+    """Evaluates one config's rules over a stream of closes, releases and intraday prices."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.machines = {lid: LevelMachine(lvl) for lid, lvl in config.levels.items()}
+        self.by_instrument: dict[str, list[LevelMachine]] = {i: [] for i in config.instruments}
+        for m in self.machines.values():
+            self.by_instrument[m.level.instrument].append(m)
+        keep = max([1, *(n for r in config.rules for n in _narrow_bars(r))])
+        self.closes: dict[str, deque[float]] = {i: deque(maxlen=keep) for i in config.instruments}
+        self.sessions: dict[str, dt.date] = {}              # the last session applied per instrument
+        self.prints: dict[str, tuple[Print, int]] = {}       # the latest print per macro, with its bar index
+        self.rule_states = {r.name: RuleState() for r in config.rules}
+        self.bar_index = 0
+        self._last_session: dt.date | None = None
+
+    # ---- events -------------------------------------------------------------------------------------
+    def on_close(self, at: dt.datetime, bars: Mapping[str, Bar]) -> list[Alert]:
+        """A session close: each instrument's bar moves its levels; then the close rules are evaluated."""
+        fresh = {i: b for i, b in bars.items() if i in self.closes and
+                 (self.sessions.get(i) is None or b.session > self.sessions[i])}
+        if not fresh:
+            return []
+        entered: dict[str, str | None] = {}
+        for iid, bar in fresh.items():
+            for m in self.by_instrument[iid]:
+                entered[m.level.id] = m.close(bar.session, bar.close)
+            self.closes[iid].append(bar.close)
+            self.sessions[iid] = bar.session
+        session = max(b.session for b in fresh.values())
+        if self._last_session is None or session > self._last_session:
+            self.bar_index += 1
+            self._last_session = session
+        views = {lid: LevelView(m.state, entered.get(lid), m.price, m.last_close) for lid, m in self.machines.items()}
+        return self._evaluate(Trigger.CLOSE, at, f"close:{session.isoformat()}", views, frozenset())
+
+    def on_release(self, at: dt.datetime, prints: Iterable[Print]) -> list[Alert]:
+        """New prints (all published at `at`); then the release rules are evaluated."""
+        released = []
+        for p in prints:
+            old = self.prints.get(p.macro)
+            if old is None or p.at > old[0].at or (p.at == old[0].at and p.ref_period > old[0].ref_period):
+                self.prints[p.macro] = (p, self.bar_index)
+                released.append(p.macro)
+        if not released:
+            return []
+        views = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in self.machines.items()}
+        return self._evaluate(Trigger.RELEASE, at, f"release:{at.isoformat()}", views, frozenset(released))
+
+    def on_intraday(self, at: dt.datetime, prices: Mapping[str, float]) -> list[Alert]:
+        """Intraday prices: provisional level states for the rules that ask for `intraday`."""
+        views = {}
+        for lid, m in self.machines.items():
+            price = prices.get(m.level.instrument)
+            if price is None:
+                views[lid] = LevelView(m.state, None, m.price, m.last_close)
+            else:
+                state = m.provisional(price)
+                views[lid] = LevelView(state, state if state != m.state else None, m.price, price)
+        return self._evaluate(Trigger.INTRADAY, at, f"intraday:{at.isoformat()}", views, frozenset(),
+                              dict(prices))
+
+    # ---- evaluation ---------------------------------------------------------------------------------
+    def _evaluate(self, trigger: Trigger, at: dt.datetime, event: str, levels: dict[str, LevelView],
+                  released: frozenset[str], prices: dict[str, float] | None = None) -> list[Alert]:
+        closes = {i: list(d) for i, d in self.closes.items()}
+        alerts = []
+        for rule in self.config.rules:
+            if trigger not in rule.on:
+                continue
+            view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released)
+            ok = holds(rule.when, view)
+            state, fire = advance(rule, self.rule_states[rule.name], ok, at, self.bar_index,
+                                  trigger is Trigger.CLOSE)
+            self.rule_states[rule.name] = state
+            if fire:
+                alerts.append(self._alert(rule, at, trigger, event, view, levels, prices or {}))
+        return alerts
+
+    def _alert(self, rule: Rule, at: dt.datetime, trigger: Trigger, event: str, view: View,
+               levels: dict[str, LevelView], prices: dict[str, float]) -> Alert:
+        labels = dict(sorted(rule.labels.items()))
+        key = "|".join([rule.name, ",".join(f"{k}={v}" for k, v in labels.items()), event])
+        if rule.message is not None:
+            message = render(rule.message, self._values(levels, prices))
+        else:
+            held = [k for k, v in view.evidence.items() if v.get("holds")]
+            message = "; ".join(held) if held else "condition holds"
+        return Alert(rule.name, at, rule.severity.value, labels, message, dict(view.evidence), key,
+                     rule.notify, rule.chart, trigger.value)
+
+    def _values(self, levels: dict[str, LevelView], prices: dict[str, float]) -> dict[tuple[str, str], Any]:
+        values: dict[tuple[str, str], Any] = {}
+        for iid, inst in self.config.instruments.items():
+            last = self.closes[iid][-1] if self.closes[iid] else None
+            values[(iid, "close")] = prices.get(iid, last)
+            values[(iid, "name")] = inst.name
+            values[(iid, "symbol")] = inst.symbol
+        for lid, lv in levels.items():
+            values[(lid, "price")] = lv.price
+            values[(lid, "state")] = lv.state
+        for mid, (p, _bar) in self.prints.items():
+            for attr in ("actual", "consensus", "surprise", "prior", "ref_period"):
+                values[(mid, attr)] = getattr(p, attr)
+        return values
+
+    # ---- saved state --------------------------------------------------------------------------------
+    def to_data(self) -> dict[str, Any]:
+        """All state as plain JSON-able data: restored with `load`, a run resumes where it stopped."""
+        return {
+            "version": STATE_VERSION,
+            "bar_index": self.bar_index,
+            "last_session": self._last_session.isoformat() if self._last_session else None,
+            "levels": {lid: m.to_data() for lid, m in self.machines.items()},
+            "closes": {i: list(d) for i, d in self.closes.items()},
+            "sessions": {i: d.isoformat() for i, d in self.sessions.items()},
+            "prints": {mid: [_print_data(p), bar] for mid, (p, bar) in self.prints.items()},
+            "rules": {name: s.to_data() for name, s in self.rule_states.items()},
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        """Restore state saved by `to_data`; entries for ids the config no longer has are dropped."""
+        version = data.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"saved engine state has version {version}; this macrowatch reads {STATE_VERSION}")
+        self.bar_index = int(data["bar_index"])
+        self._last_session = dt.date.fromisoformat(data["last_session"]) if data.get("last_session") else None
+        for lid, d in data.get("levels", {}).items():
+            if lid in self.machines:
+                self.machines[lid] = LevelMachine.from_data(self.config.levels[lid], d)
+        self.by_instrument = {i: [] for i in self.config.instruments}
+        for m in self.machines.values():
+            self.by_instrument[m.level.instrument].append(m)
+        for iid, closes in data.get("closes", {}).items():
+            if iid in self.closes:
+                self.closes[iid].extend(closes)
+        self.sessions = {i: dt.date.fromisoformat(d) for i, d in data.get("sessions", {}).items()
+                         if i in self.closes}
+        self.prints = {mid: (_print_from(p), bar) for mid, (p, bar) in data.get("prints", {}).items()
+                       if mid in self.config.macro}
+        for name, d in data.get("rules", {}).items():
+            if name in self.rule_states:
+                self.rule_states[name] = RuleState.from_data(d)
+
+
+def _print_data(p: Print) -> dict[str, Any]:
+    d = dataclasses.asdict(p)
+    d["at"], d["ref_period"] = p.at.isoformat(), p.ref_period.isoformat()
+    return d
+
+
+def _print_from(d: dict[str, Any]) -> Print:
+    return Print(**{**d, "at": dt.datetime.fromisoformat(d["at"]),
+                    "ref_period": dt.date.fromisoformat(d["ref_period"])})

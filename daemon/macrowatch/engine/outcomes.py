@@ -1,0 +1,135 @@
+"""Release outcomes: what a release printed, point in time, judged against consensus.
+
+A release on day D is read from the vintages known on D (realtime_start <= D): a later revision never leaks
+into an earlier release. The newest period is the one first published on D.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from macrowatch.config.types import Macro, Measure
+from macrowatch.model import Print, Vintage
+
+BASELINE_PRINTS = 12
+
+
+def _year_before(d: dt.date) -> dt.date:
+    try:
+        return d.replace(year=d.year - 1)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year - 1, day=28)
+
+
+@dataclass
+class SeriesHistory:
+    """Every vintage of one series, indexed for point-in-time reads."""
+
+    by_period: dict[dt.date, list[tuple[dt.date, float]]]  # period -> [(realtime_start, value)] sorted
+    first_seen: dict[dt.date, dt.date]                      # period -> its first realtime_start
+
+    @classmethod
+    def from_vintages(cls, vintages: Iterable[Vintage]) -> SeriesHistory:
+        by_period: dict[dt.date, list[tuple[dt.date, float]]] = {}
+        for v in vintages:
+            by_period.setdefault(v.date, []).append((v.realtime_start, v.value))
+        for rows in by_period.values():
+            rows.sort()
+        return cls(by_period, {p: rows[0][0] for p, rows in by_period.items()})
+
+    def release_days(self) -> list[dt.date]:
+        """The days on which a new period was first published."""
+        return sorted(set(self.first_seen.values()))
+
+    def as_of(self, period: dt.date, day: dt.date) -> float | None:
+        """The value of `period` as known on `day`, or None if not yet published."""
+        rows = self.by_period.get(period)
+        if not rows:
+            return None
+        i = bisect.bisect_right(rows, (day, float("inf")))
+        return rows[i - 1][1] if i else None
+
+    def periods_known(self, day: dt.date) -> list[dt.date]:
+        return sorted(p for p, first in self.first_seen.items() if first <= day)
+
+
+def measure_at(history: SeriesHistory, measure: Measure, period: dt.date, day: dt.date,
+               periods: list[dt.date]) -> float | None:
+    """The measure for `period` from the values known on `day` (`periods`: the periods known then, sorted)."""
+    value = history.as_of(period, day)
+    if value is None:
+        return None
+    if measure is Measure.LEVEL:
+        return value
+    if measure is Measure.YOY_PCT:
+        base = history.as_of(_year_before(period), day)
+        return None if not base else 100.0 * (value / base - 1.0)
+    i = bisect.bisect_left(periods, period)
+    if i == 0:
+        return None
+    before = history.as_of(periods[i - 1], day)
+    if before is None:
+        return None
+    if measure is Measure.CHANGE:
+        return value - before
+    return None if before == 0 else 100.0 * (value / before - 1.0)
+
+
+def judge(actual: float, consensus: float | None, beat_by: float, higher_is: str) -> tuple[float | None, str]:
+    """(surprise, outcome): beat at `beat_by` or more above consensus, miss at as much below, else inline."""
+    if consensus is None:
+        return None, "unknown"
+    surprise = round(actual - consensus, 9)  # 3.8 - 3.7 is 0.0999..., and must count as 0.1
+    if surprise > 0 and surprise >= beat_by:
+        outcome = "beat"
+    elif surprise < 0 and -surprise >= beat_by:
+        outcome = "miss"
+    else:
+        outcome = "inline"
+    if higher_is == "worse" and outcome != "inline":
+        outcome = "miss" if outcome == "beat" else "beat"
+    return surprise, outcome
+
+
+def assess(macro: Macro, at: dt.datetime, period: dt.date, actual: float, prior: float | None,
+           consensus: Mapping[dt.date, float], consensus_label: str, firsts: list[float]) -> Print:
+    """Judge one release: consensus for the period if given, else the mean of the last 12 first prints."""
+    if period in consensus:
+        cons, source = consensus[period], consensus_label
+    elif len(firsts) >= BASELINE_PRINTS:
+        cons = sum(firsts[-BASELINE_PRINTS:]) / BASELINE_PRINTS
+        source = f"baseline: mean of the last {BASELINE_PRINTS} first prints"
+    else:
+        cons, source = None, "none"
+    surprise, outcome = judge(actual, cons, macro.beat_by, macro.higher_is)
+    return Print(macro.id, at, period, actual, prior, cons, source, surprise, outcome)
+
+
+def prints(macro: Macro, history: SeriesHistory, release_at: Mapping[dt.date, dt.datetime],
+           consensus: Mapping[dt.date, float], consensus_label: str = "consensus") -> list[Print]:
+    """Every release of the series as printed on its day, oldest first.
+
+    `release_at`: release day -> publication time (days not in it get no print).
+    `consensus`: reference period -> consensus of the measure (file or inline; else the baseline is used);
+    `consensus_label` says which, in the print.
+    """
+    out: list[Print] = []
+    firsts: list[float] = []  # the measure's first prints, for the baseline
+    for day in history.release_days():
+        at = release_at.get(day)
+        periods = history.periods_known(day)
+        new = [p for p in periods if history.first_seen[p] == day]
+        if at is None or not new:
+            continue
+        period = new[-1]
+        actual = measure_at(history, macro.measure, period, day, periods)
+        if actual is None:
+            continue
+        i = periods.index(period)
+        prior = measure_at(history, macro.measure, periods[i - 1], day, periods) if i else None
+        out.append(assess(macro, at, period, actual, prior, consensus, consensus_label, firsts))
+        firsts.append(actual)
+    return out
