@@ -135,3 +135,22 @@ def test_console_script_good_and_missing(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"{missing}: no such config file or directory", f"{missing}: 1 error"]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+RULE_SETS = sorted(p for p in (Path(__file__).resolve().parent.parent / "rules").glob("*.yaml")
+                   if not p.name.endswith(".test.yaml"))
+
+
+@pytest.mark.parametrize("path", RULE_SETS, ids=[p.name for p in RULE_SETS])
+def test_every_rule_set_passes_check(runner, path, monkeypatch):
+    """The ready rule sets in rules/ are what users copy: each must pass `check` (env warnings aside)."""
+    for var in ("MACROWATCH_TRADING_URLS", "MACROWATCH_OPS_URLS", "FRED_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    result = runner.invoke(cli, ["check", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{path}: ok: ")
+    assert all("environment" in line for line in result.stderr.splitlines()), result.stderr
+
+
+def test_rules_dir_has_rule_sets():
+    assert len(RULE_SETS) >= 2

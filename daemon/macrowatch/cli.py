@@ -115,6 +115,60 @@ def replay(config_path: Path, data_dir: Path, start, end, fmt: str) -> None:
         click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
 
 
+@cli.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write JUnit XML to FILE: one testsuite per file, one testcase per test.")
+def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
+    """Unit-test rules: feed each test's bars and releases to the engine; compare the alerts with `expect`.
+
+    Prints PASS or FAIL per test (a failure with a diff of the expected and the actual alerts) and
+    "N passed, M failed"; exits 0 when all pass, 1 when any fails, 2 for a bad test file or config.
+
+    \b
+    A test file (YAML):
+      config: breakout-jobs.yaml      # relative to this file, or an inline config mapping
+      tests:
+        - name: spx breaks 2400 on a payrolls beat
+          start: 2017-01-03           # first session (default 2024-01-02), on the exchange calendar
+          bars:                       # instrument -> one close per session
+            spx: "2300 2350 2390x3 2410+5x2"
+          releases:                   # macro -> prints, published at the release's time
+            payrolls:
+              - {date: 2017-01-06, actual: 250, consensus: 180}   # also: prior, ref_period
+          expect:                     # every alert in order; [] for none
+            - {rule: spx-pressing-2400, at: 2017-01-05}           # local date, or date-time
+            - {rule: spx-breakout-with-jobs, at: "2017-01-06T16:00", message: "..."}
+    Series: V; VxN (V, N times); A+BxN and A-BxN (A, then N steps of B).
+
+    \b
+    Example:
+        macrowatch test rules/*.test.yaml --junit report.xml
+    """
+    from macrowatch import rulestest
+    from macrowatch.sources.calendar import calendar_names
+
+    suites, problems = [], []
+    for path in files:  # every file is read before any runs, so that all problems are reported at once
+        try:
+            suites.append(rulestest.load(path, calendar_names))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        _print_problems(problems)
+        click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+        sys.exit(2)
+    runs = [(s, [rulestest.run_case(s, case) for case in s.cases]) for s in suites]
+    for suite, results in runs:
+        for line in rulestest.report(suite, results):
+            click.echo(line)
+    failed = sum(not res.passed for _, results in runs for res in results)
+    click.echo(f"{sum(len(results) for _, results in runs) - failed} passed, {failed} failed")
+    if junit_path is not None:
+        junit_path.write_bytes(rulestest.junit_xml(runs))
+    sys.exit(1 if failed else 0)
+
+
 def main() -> None:
     """Console entry point: unexpected failures exit 1 with one line, not a traceback."""
     try:
