@@ -333,3 +333,14 @@ def test_channel_empty_after_expansion_warns_for_check_and_fails_run(tmp_path, m
     with pytest.raises(ConfigError) as info:
         load_config(path, for_run=True)
     assert [(p.loc.line, p.message, p.warning) for p in info.value.problems] == [(3, message, False)]
+
+
+def test_directory_skips_rule_tests(tmp_path):
+    """`*.test.yaml` beside a rule set is a rule test for `macrowatch test`, not config."""
+    d = tmp_path / "conf.d"
+    d.mkdir()
+    write(d, "instruments: {spx: {symbol: '^GSPC'}}\nlevels: {l: {instrument: spx, price: 1}}\n"
+             "rules: [{name: a, when: {level: l, state: below}}]\n", "thesis.yaml")
+    write(d, "config: thesis.yaml\ntests: []\n", "thesis.test.yaml")
+    config, _ = load_config(d)
+    assert [f.name for f in config.files] == ["thesis.yaml"]

@@ -1,33 +1,29 @@
 """`macrowatch test`: promtool-style unit tests of rule sets, with bars, releases and the alerts expected.
 
-A test file:
-
-    config: breakout-jobs.yaml        # a path relative to this file, or an inline mapping of config
+    config: breakout-jobs.yaml      # a path relative to this file, or an inline mapping of config
     tests:
       - name: spx breaks 2400 on a payrolls beat
-        start: 2017-01-03             # first session of the bars (default 2024-01-02); sessions follow the
-                                      # instrument's exchange calendar (XNYS by default): holidays are skipped
-        bars:                         # instrument id -> closes, one per session, in series notation
+        start: 2017-01-03           # first session (default 2024-01-02) of the instrument's exchange calendar
+        bars:                       # instrument id -> closes, one per session (holidays skipped)
           spx: "2300 2350 2390x3 2410+5x2"
-        releases:                     # macro id -> prints, each published on `date` at the release's time
-          payrolls:
-            - {date: 2017-01-06, actual: 250, consensus: 180}   # optional: prior, ref_period (default: the
-                                                                # month before `date`, first day)
-        expect:                       # every alert, in order; `expect: []` asserts silence
-          - {rule: spx-pressing, at: 2017-01-05}    # at: a local date (config timezone) or a date-time
-          - {rule: spx-breakout, at: "2017-01-06T08:30", message: "S&P 500 2410.00, ..."}  # optional:
-                                                    # message (exact), severity, labels
+        releases:                   # macro id -> prints, each published on `date` at the release's time
+          payrolls:                 # optional: prior, ref_period (default: the month before `date`)
+            - {date: 2017-01-06, actual: 250, consensus: 180}
+        expect:                     # every alert, in order; `expect: []` asserts silence
+          - {rule: spx-pressing, at: 2017-01-05}    # at: a local date (config timezone) or date-time
+          - {rule: spx-breakout, at: "2017-01-06T08:30", message: "S&P 500 2410.00, ..."}  # also: severity, labels
 
-Series notation (as promtool's), tokens separated by spaces: `V` one value; `VxN` V repeated N times;
+Series notation (promtool's), tokens separated by spaces: `V` one value; `VxN` V repeated N times;
 `A+BxN` / `A-BxN` A then N more values stepping by B (N+1 values in all).
 
-A print's consensus is the one the test gives; else the config's (file or inline), as replay takes it; else
-the mean of the last 12 earlier first prints of the test. Each test runs a fresh Engine over its History
-through `replay.run`, the one code path from events to alerts that the daemon and `replay` share.
+A print's consensus is the test's; else the config's (file or inline), as replay takes it; else the mean of
+the last 12 earlier first prints. Each test runs a fresh Engine over its History through `replay.run`, the
+one code path from events to alerts that the daemon and `replay` share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import xml.etree.ElementTree as ET
@@ -37,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from macrowatch import replay
-from macrowatch.config import load as config_load
 from macrowatch.config.fields import Reader, describe, suggest
-from macrowatch.config.load import load_config
+from macrowatch.config.load import config_from_node, load_config
 from macrowatch.config.problems import ConfigError, Problems
 from macrowatch.config.types import Config, Macro, Severity
 from macrowatch.config.yamlsrc import YNode, load_file
@@ -76,14 +71,14 @@ def parse_series(text: str) -> list[float]:
             raise NotationError(f"bad token {token!r}: N must be at least 1")
         if m["op"] is not None and count is None:
             raise NotationError(f"bad token {token!r}: a step needs a count, as in {token}x3")
-        if len(values) + (count or 1) + 1 > MAX_BARS:
-            raise NotationError(f"bad token {token!r}: more than {MAX_BARS} values in all")
         a = float(m["a"])
         if m["op"] is None:
-            new = [a] * (count or 1)
+            new = [a] * min(count or 1, MAX_BARS + 1)  # capped: a typo'd count must not eat the memory
         else:
             step = float(m["b"]) if m["op"] == "+" else -float(m["b"])
-            new = [round(a + i * step, 9) for i in range(count + 1)]  # no drift from adding 0.1 repeatedly
+            new = [round(a + i * step, 9) for i in range(min(count, MAX_BARS) + 1)]  # round: no drift from 0.1s
+        if len(values) + len(new) > MAX_BARS:
+            raise NotationError(f"bad token {token!r}: more than {MAX_BARS} values in all")
         if min(new) <= 0:
             raise NotationError(f"bad token {token!r}: gives {min(new):g}; closes must be positive")
         values.extend(new)
@@ -104,11 +99,8 @@ class Expected:
 
     def matches(self, alert: Alert, zone: zoneinfo.ZoneInfo) -> bool:
         """Whether `alert` is this one."""
-        if isinstance(self.at, dt.datetime):
-            at_ok = alert.at == self.at
-        else:
-            at_ok = alert.at.astimezone(zone).date() == self.at
-        return (alert.rule == self.rule and at_ok
+        at = alert.at if isinstance(self.at, dt.datetime) else alert.at.astimezone(zone).date()
+        return (alert.rule == self.rule and at == self.at
                 and self.message in (None, alert.message) and self.severity in (None, alert.severity)
                 and (self.labels is None or dict(self.labels) == dict(alert.labels)))
 
@@ -197,10 +189,7 @@ def _config(r: Reader, node: YNode, path: Path, calendars) -> Config | None:
 def _inline_config(r: Reader, node: YNode, path: Path, calendars) -> Config | None:
     # Merged and built as a config file's root would be, so that its errors point into this file and
     # its relative paths (a consensus file) start beside it.
-    merged = config_load._Merged()
-    if not config_load._merge(node, path, merged, r.problems):
-        return None
-    return config_load._build(r, merged, [path], False, calendars() if calendars else None)
+    return config_from_node(node, path, r.problems, calendars)
 
 
 def _cases(r: Reader, node: YNode, config: Config) -> list[Case]:
@@ -257,7 +246,8 @@ def _bars(r: Reader, node: YNode, config: Config, start: dt.date, what: str) -> 
         code = config.instruments[iid].calendar or config.calendar
         sessions = _sessions(code, start, len(closes))
         if sessions is None:
-            r.error(value.loc, f"{where}: the {code} calendar has no {len(closes)} sessions from {start}")
+            r.error(value.loc, f"{where}: the {code} calendar has no sessions for these {len(closes)} closes "
+                               f"from {start}")
             continue
         out[iid] = [Bar(day, at, c, c, c, c) for (day, at), c in zip(sessions, closes, strict=True)]
     return out
@@ -306,15 +296,13 @@ def _prints(r: Reader, node: YNode, config: Config, macro: Macro, where: str,
 
 
 def _print_row(r: Reader, node: YNode, where: str):
-    f = r.mapping(node, where, PRINT_KEYS, ["date", "actual"])
-    if f is None or "date" not in f or "actual" not in f:
-        return None
-    row = (r.date(f["date"], f"{where}: date"), r.number(f["actual"], f"{where}: actual"),
-           r.number(f["consensus"], f"{where}: consensus") if "consensus" in f else None,
-           r.number(f["prior"], f"{where}: prior") if "prior" in f else None,
-           r.month_or_date(f["ref_period"], f"{where}: ref_period") if "ref_period" in f else None)
-    given = [v for v, k in zip(row, PRINT_KEYS, strict=True) if k in f]
-    return row if None not in given else None
+    """(date, actual, consensus, prior, ref_period), None for a key not given; None when anything is wrong."""
+    errors = len(r.problems.errors)
+    f = r.mapping(node, where, PRINT_KEYS, ["date", "actual"]) or {}
+    read = {"date": r.date, "actual": r.number, "consensus": r.number, "prior": r.number,
+            "ref_period": r.month_or_date}
+    row = tuple(read[k](f[k], f"{where}: {k}") if k in f else None for k in PRINT_KEYS)
+    return row if len(r.problems.errors) == errors and "date" in f and "actual" in f else None
 
 
 def _config_consensus(r: Reader, node: YNode, macro: Macro, where: str) -> tuple[dict[dt.date, float], str]:
@@ -357,10 +345,9 @@ def _expect(r: Reader, node: YNode, config: Config, what: str, zone: zoneinfo.Zo
 def _at(r: Reader, node: YNode, what: str, zone: zoneinfo.ZoneInfo) -> dt.date | dt.datetime | None:
     v = node.value
     if isinstance(v, str):
-        try:
-            v = dt.date.fromisoformat(v.strip()) if len(v.strip()) == 10 else dt.datetime.fromisoformat(v.strip())
-        except ValueError:
-            pass
+        text = v.strip()
+        with contextlib.suppress(ValueError):  # not ISO: reported below with the value as written
+            v = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
     if isinstance(v, dt.datetime):
         return v if v.tzinfo else v.replace(tzinfo=zone)  # a date-time without offset is local time
     if isinstance(v, dt.date):
@@ -372,7 +359,7 @@ def _at(r: Reader, node: YNode, what: str, zone: zoneinfo.ZoneInfo) -> dt.date |
 
 def _expected_labels(r: Reader, node: YNode, where: str) -> dict[str, str] | None:
     if not node.is_map or not all(v.is_scalar and v.value is not None for v in node.value.values()):
-        r.error(node.loc, f"{where}: labels: expected a mapping of names to values, got {describe(node.value)}")
+        r.error(node.loc, f"{where}: labels: expected a mapping of names to strings or numbers")
         return None
     return {k: str(v.value) for k, v in node.value.items()}  # as the config reads labels: 1 means "1"
 

@@ -39,9 +39,11 @@ class _Merged:
 
 
 def config_files(path: Path, problems: Problems) -> list[Path]:
-    """The file itself, or a directory's *.yaml / *.yml files in name order."""
+    """The file itself, or a directory's *.yaml / *.yml files (but rule tests) in name order."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        # Rule tests (`*.test.yaml`) live beside the rule sets they test; they are not config.
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                       and not p.name.endswith((".test.yaml", ".test.yml")))
         if not files:
             problems.error(Loc(str(path)), "directory holds no *.yaml config files")
         return files
@@ -72,6 +74,15 @@ def load_config(path: str | Path, *, for_run: bool = False,
     if problems.errors or config is None:
         raise ConfigError(problems.items)
     return config, problems.warnings
+
+
+def config_from_node(root: YNode, file: Path, problems: Problems,
+                     calendars: Callable[[], frozenset[str]] | None = None) -> Config | None:
+    """A config written inside another YAML file (a rule test's inline `config:`); problems go to `problems`."""
+    merged = _Merged()
+    if not _merge(root, file, merged, problems):
+        return None
+    return _build(Reader(problems), merged, [file], False, calendars() if calendars else None)
 
 
 def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> bool:
