@@ -1,0 +1,134 @@
+"""The Store: one narrow interface over a backend, and where a store lives by default."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..model import Alert, Bar, Vintage
+from . import market, outbox, schema, state
+from .base import Db, StoreError
+from .market import Summary
+from .outbox import Delivery
+from .sqlite import SqliteDb
+
+FILE_NAME = "macrowatch.sqlite"
+
+
+class Store:
+    """Bars, vintages, engine state, the outbox and the sent log. Every write is its own transaction."""
+
+    def __init__(self, db: Db):
+        self._db = db
+        self.name = db.name
+
+    # ---- market data --------------------------------------------------------------------------------
+    def put_bars(self, instrument: str, bars: Iterable[Bar]) -> int:
+        """Upsert bars by (instrument, session): a re-fetched session replaces the old one; return rows written."""
+        return market.put_bars(self._db, instrument, bars)
+
+    def bars(self, instrument: str, since: dt.date | None = None) -> list[Bar]:
+        """An instrument's bars from `since` on, in session order; `at` comes back in UTC."""
+        return market.bars(self._db, instrument, since)
+
+    def put_vintages(self, series: str, vintages: Iterable[Vintage]) -> int:
+        """Insert vintages not yet known; return how many were new."""
+        return market.put_vintages(self._db, series, vintages)
+
+    def vintages(self, series: str) -> list[Vintage]:
+        """A series' vintages ordered by (date, realtime_start)."""
+        return market.vintages(self._db, series)
+
+    def summary(self) -> list[Summary]:
+        """(kind "instrument" or "series", id, rows, first, last) for `fetch` and `status`."""
+        return market.summary(self._db)
+
+    # ---- engine state -------------------------------------------------------------------------------
+    def save_state(self, name: str, data: dict[str, Any]) -> None:
+        """Replace the saved state `name` (an engine's `to_data()`) atomically."""
+        state.save_state(self._db, name, data)
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """The saved state `name`, or None."""
+        return state.load_state(self._db, name)
+
+    # ---- outbox and sent log ------------------------------------------------------------------------
+    def enqueue(self, alert: Alert, channels: list[str], now: dt.datetime) -> bool:
+        """Write the alert and its deliveries at once; False, changing nothing, when its key is known."""
+        return outbox.enqueue(self._db, alert, channels, now)
+
+    def due(self, now: dt.datetime) -> list[Delivery]:
+        """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
+        return outbox.due(self._db, now)
+
+    def mark_sent(self, key: str, channel: str, at: dt.datetime) -> None:
+        """Record that the alert reached the channel."""
+        outbox.mark_sent(self._db, key, channel, at)
+
+    def mark_failed(self, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime) -> None:
+        """Record a failed try (attempts + 1), its short masked error and the next attempt time."""
+        outbox.mark_failed(self._db, key, channel, at, error, next_at)
+
+    def pending(self) -> int:
+        """How many deliveries are not sent yet."""
+        return outbox.pending(self._db)
+
+    def was_sent(self, key: str, channel: str) -> bool:
+        """Whether the alert has been delivered to the channel."""
+        return outbox.was_sent(self._db, key, channel)
+
+    def sent_log(self, limit: int = 50) -> list[tuple[str, str, dt.datetime]]:
+        """The latest successful sends as (key, channel, sent_at), newest first."""
+        return outbox.sent_log(self._db, limit)
+
+    # ---- lifetime -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the store."""
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def default_path() -> Path:
+    """$STATE_DIRECTORY/macrowatch.sqlite under systemd, else ~/.local/state/macrowatch/macrowatch.sqlite."""
+    state_dir = os.environ.get("STATE_DIRECTORY", "")
+    if state_dir:
+        # systemd joins several StateDirectory= entries with ':'; the first is ours.
+        return Path(state_dir.split(":")[0]) / FILE_NAME
+    return Path.home() / ".local" / "state" / "macrowatch" / FILE_NAME
+
+
+def open_store(target: str | Path | None = None) -> Store:
+    """Open (creating or migrating) the store at a path, or at `default_path()` when None."""
+    if isinstance(target, str) and target.lower().startswith(("postgresql://", "postgres://")):
+        raise StoreError("PostgreSQL stores arrive with issue [8]")
+    path = Path(target).expanduser() if target is not None else default_path()
+    return Store(_open_sqlite(path))
+
+
+def _open_sqlite(path: Path) -> SqliteDb:
+    if path.exists() and not path.is_file():
+        raise StoreError(f"store {path} is not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"store {path}: cannot create its directory ({e.strerror})") from e
+    db = SqliteDb(path)
+    try:
+        # Read before any write, so that a foreign or newer file is refused unchanged.
+        schema.refuse_newer(db, schema.read_version(db))
+        db.tune()
+        schema.migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db

@@ -1,0 +1,112 @@
+"""The outbox and the sent log: an alert is written here before any send, and each channel's fate after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Alert
+from .base import Db, StoreError, Tx, from_utc_text, utc_text
+
+ERROR_MAX = 200
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+_DUE = (
+    "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload "
+    "FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
+    "WHERE d.sent_at IS NULL AND d.next_at <= ? "
+    "ORDER BY d.next_at, a.enqueued_at, d.alert_key, d.channel")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One alert still to be sent to one channel; `attempts` counts the failed tries so far."""
+
+    key: str
+    channel: str
+    attempts: int
+    next_at: dt.datetime
+    last_error: str | None
+    alert: Alert
+
+
+def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime) -> bool:
+    """Write the alert and one delivery per channel at once; False, and nothing written, for a known key."""
+    with db.transaction() as tx:
+        if not tx.execute("INSERT INTO alerts (key, rule, at, payload, enqueued_at) VALUES (?, ?, ?, ?, ?) "
+                          "ON CONFLICT (key) DO NOTHING",
+                          (alert.key, alert.rule, utc_text(alert.at), _payload(alert), utc_text(now))):
+            return False
+        for channel in dict.fromkeys(channels):  # a channel named twice is still one delivery
+            tx.execute("INSERT INTO deliveries (alert_key, channel, next_at) VALUES (?, ?, ?)",
+                       (alert.key, channel, utc_text(now)))
+    return True
+
+
+def due(db: Db, now: dt.datetime) -> list[Delivery]:
+    """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
+    return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload))
+            for key, channel, attempts, next_at, error, payload in db.query(_DUE, (utc_text(now),))]
+
+
+def mark_sent(db: Db, key: str, channel: str, at: dt.datetime) -> None:
+    """Record a success; a second success keeps the first time."""
+    with db.transaction() as tx:
+        if not tx.execute("UPDATE deliveries SET sent_at = ? WHERE alert_key = ? AND channel = ? "
+                          "AND sent_at IS NULL", (utc_text(at), key, channel)):
+            _must_exist(tx, db.name, key, channel)
+
+
+def mark_failed(db: Db, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime) -> None:
+    """Record a failed try and when to try again; a delivery already sent stays sent."""
+    with db.transaction() as tx:
+        if not tx.execute("UPDATE deliveries SET attempts = attempts + 1, last_at = ?, last_error = ?, "
+                          "next_at = ? WHERE alert_key = ? AND channel = ? AND sent_at IS NULL",
+                          (utc_text(at), short_error(error), utc_text(next_at), key, channel)):
+            _must_exist(tx, db.name, key, channel)
+
+
+def pending(db: Db) -> int:
+    """How many deliveries are not sent yet, due or not."""
+    return int(db.query("SELECT COUNT(*) FROM deliveries WHERE sent_at IS NULL")[0][0])
+
+
+def was_sent(db: Db, key: str, channel: str) -> bool:
+    """Whether this alert has been delivered to this channel."""
+    return bool(db.query("SELECT COUNT(*) FROM deliveries WHERE alert_key = ? AND channel = ? "
+                         "AND sent_at IS NOT NULL", (key, channel))[0][0])
+
+
+def sent_log(db: Db, limit: int) -> list[tuple[str, str, dt.datetime]]:
+    """The latest `limit` successful sends as (key, channel, sent_at), newest first."""
+    rows = db.query("SELECT alert_key, channel, sent_at FROM deliveries WHERE sent_at IS NOT NULL "
+                    "ORDER BY sent_at DESC, alert_key, channel LIMIT ?", (int(limit),))
+    return [(key, channel, from_utc_text(at)) for key, channel, at in rows]
+
+
+def short_error(error: str) -> str:
+    """The error as stored: its first line, URLs blanked, at most ERROR_MAX characters."""
+    # The caller masks secrets; blanking anything URL-shaped as well means a missed one is still not kept.
+    line = next((s.strip() for s in str(error).splitlines() if s.strip()), "") or "unknown error"
+    line = _URL.sub("<url>", line)
+    return line if len(line) <= ERROR_MAX else line[:ERROR_MAX - 1] + "…"
+
+
+def _must_exist(tx: Tx, name: str, key: str, channel: str) -> None:
+    if not tx.query("SELECT 1 FROM deliveries WHERE alert_key = ? AND channel = ?", (key, channel)):
+        raise StoreError(f"store {name}: no delivery of alert {key!r} to channel {channel!r} in the outbox")
+
+
+def _payload(alert: Alert) -> str:
+    data = alert.to_json() | {"key": alert.key, "notify": list(alert.notify), "chart": alert.chart,
+                              "trigger": alert.trigger}
+    return json.dumps(data, sort_keys=True)
+
+
+def _alert(payload: str) -> Alert:
+    d: dict[str, Any] = json.loads(payload)
+    return Alert(d["rule"], dt.datetime.fromisoformat(d["at"]), d["severity"], d["labels"], d["message"],
+                 d["evidence"], d["key"], tuple(d["notify"]), d["chart"], d["trigger"])

@@ -1,0 +1,92 @@
+"""The versioned schema: recognising a macrowatch store, refusing a newer one, migrating an older one."""
+
+from __future__ import annotations
+
+from .base import Db, StoreError, Tx
+
+APPLICATION = "macrowatch"
+
+# MIGRATIONS[n] takes a store from version n to n + 1, in one transaction. Append only: a released step is
+# never edited. Types and syntax are the common ground of SQLite and PostgreSQL: TEXT, INTEGER, REAL
+# (DOUBLE PRECISION in PostgreSQL), ISO text for dates and UTC times, ON CONFLICT for upserts.
+# The `meta` table (key, value) with 'application' and 'schema_version' keeps this shape in every version,
+# so that any macrowatch can read a newer store's version and refuse it.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('application', 'macrowatch')",
+        """CREATE TABLE bars (
+            instrument TEXT NOT NULL, session TEXT NOT NULL, at TEXT NOT NULL,
+            open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,
+            volume REAL NOT NULL,
+            PRIMARY KEY (instrument, session))""",
+        """CREATE TABLE vintages (
+            series TEXT NOT NULL, date TEXT NOT NULL, realtime_start TEXT NOT NULL, value REAL NOT NULL,
+            PRIMARY KEY (series, date, realtime_start))""",
+        "CREATE TABLE state (name TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        """CREATE TABLE alerts (
+            key TEXT PRIMARY KEY, rule TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL,
+            enqueued_at TEXT NOT NULL)""",
+        """CREATE TABLE deliveries (
+            alert_key TEXT NOT NULL REFERENCES alerts (key), channel TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_at TEXT NOT NULL, last_at TEXT, last_error TEXT,
+            sent_at TEXT,
+            PRIMARY KEY (alert_key, channel))""",
+        "CREATE INDEX deliveries_due ON deliveries (sent_at, next_at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_version(db: Db) -> int:
+    """The store's schema version, 0 for an empty database; StoreError when it is not a macrowatch store."""
+    tables = db.tables()
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise StoreError(f"store {db.name} is not a macrowatch store: the database has other tables "
+                         f"({', '.join(sorted(tables)[:5])}) and no macrowatch meta table")
+    meta = dict(db.query("SELECT key, value FROM meta WHERE key IN ('application', 'schema_version')"))
+    if meta.get("application") != APPLICATION:
+        raise StoreError(f"store {db.name} is not a macrowatch store: its meta table names no macrowatch")
+    return _version_of(db.name, meta.get("schema_version"))
+
+
+def refuse_newer(db: Db, version: int) -> None:
+    """Raise StoreError when the store was written by a newer macrowatch than this one."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"store {db.name} has schema version {version}; this macrowatch knows up to "
+                         f"{SCHEMA_VERSION}: upgrade macrowatch")
+
+
+def migrate(db: Db) -> None:
+    """Apply the missing steps, each in its own transaction; a concurrent opener's steps are not repeated."""
+    for target in range(1, SCHEMA_VERSION + 1):
+        with db.transaction() as tx:
+            # Re-read under the write lock: another process may have migrated since we looked.
+            current = _version_in(tx, db.name)
+            refuse_newer(db, current)
+            if current >= target:
+                continue
+            for sql in MIGRATIONS[target - 1]:
+                tx.execute(sql)
+            _set_version(tx, target)
+
+
+def _version_in(tx: Tx, name: str) -> int:
+    if "meta" not in tx.tables():
+        return 0  # an empty database: the first step creates the meta table
+    rows = tx.query("SELECT value FROM meta WHERE key = 'schema_version'")
+    return _version_of(name, rows[0][0] if rows else None)
+
+
+def _version_of(name: str, value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        raise StoreError(f"store {name} has a bad schema version {value!r} in its meta table") from None
+
+
+def _set_version(tx: Tx, version: int) -> None:
+    tx.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
