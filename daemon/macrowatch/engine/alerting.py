@@ -62,8 +62,9 @@ def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_ind
     holding; again only after it stopped holding and the cooldown has passed (a return inside the cooldown is
     held back for that whole stretch).
     """
-    if not holds:
-        return replace(state, phase=Phase.INACTIVE, since=None, true_closes=0), False
+    if not holds:  # only a close that breaks the run resets the count of `for: N bars` (a dip intraday does not)
+        return replace(state, phase=Phase.INACTIVE, since=None,
+                       true_closes=0 if on_close else state.true_closes), False
     since = state.since or now
     closes = state.true_closes + (1 if on_close else 0)
     state = replace(state, since=since, true_closes=closes)

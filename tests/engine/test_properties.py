@@ -1,0 +1,209 @@
+"""Properties of the engine over random close series around a level (hypothesis)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from macrowatch.config.types import (
+    AllOf,
+    BreakoutParams,
+    Config,
+    Duration,
+    Instrument,
+    Level,
+    LevelEntered,
+    LevelIn,
+    LevelKind,
+    Macro,
+    Measure,
+    NarrowRange,
+    Outcome,
+    ReleaseOutcome,
+    Rule,
+    Side,
+    Template,
+)
+from macrowatch.engine.breakout import LevelMachine
+from macrowatch.engine.evaluator import Engine
+from macrowatch.model import Bar, Print
+from macrowatch.replay import History, events, run
+
+NY = zoneinfo.ZoneInfo("America/New_York")
+DAY0 = dt.date(2024, 1, 2)
+BREAKING = {Side.RESISTANCE: "breakout", Side.SUPPORT: "breakdown"}
+
+# closes in cents between 94 and 106: around a level of 100, hitting its band edges exactly now and then
+closes_st = st.lists(st.integers(9400, 10600).map(lambda c: c / 100), min_size=1, max_size=40)
+
+
+def _level(lid: str, kind: LevelKind, side: Side, params: BreakoutParams, **kw) -> Level:
+    return Level(lid, "spx", kind, side, params, **kw)
+
+
+LEVELS = {
+    "res": _level("res", LevelKind.PRICE, Side.RESISTANCE, BreakoutParams(1.0, 0.5, 3), price=100.0),
+    "sup": _level("sup", LevelKind.PRICE, Side.SUPPORT, BreakoutParams(1.0, 0.0, 2), price=100.0),
+    "ath": _level("ath", LevelKind.ALL_TIME_HIGH, Side.RESISTANCE, BreakoutParams(1.0, 0.0, 3)),
+    "lo4": _level("lo4", LevelKind.LOW_OF, Side.SUPPORT, BreakoutParams(2.0, 0.0, 2), bars=4),
+}
+
+# Level-only rules, whose condition the tests can compute on their own from the machines' states.
+LEVEL_RULES = {
+    "up": LevelIn("res", ("breakout", "confirmed")),
+    "pressing": LevelIn("res", ("approaching",)),
+    "false-break": LevelEntered("res", "failed"),
+    "new-high": LevelEntered("ath", "breakout"),
+    "sup-broken": LevelIn("sup", ("breakdown",)),
+}
+
+CONFIG = Config(
+    files=(),
+    instruments={"spx": Instrument("spx", "^GSPC", "S&P 500")},
+    levels=LEVELS,
+    macro={"payrolls": Macro("payrolls", "PAYEMS", "employment-situation", Measure.CHANGE, beat_by=25.0)},
+    rules=(
+        Rule("up", LEVEL_RULES["up"]),
+        Rule("pressing", LEVEL_RULES["pressing"], for_=Duration(2, "bars"), cooldown=Duration(3, "bars")),
+        Rule("false-break", LEVEL_RULES["false-break"]),
+        Rule("new-high", LEVEL_RULES["new-high"], cooldown=Duration(2, "d")),
+        Rule("sup-broken", LEVEL_RULES["sup-broken"], for_=Duration(1, "d")),
+        Rule("thesis", AllOf((LevelIn("res", ("approaching", "breakout")),
+                              ReleaseOutcome("payrolls", Outcome.BEAT, Duration(2, "bars"))))),
+        Rule("jobs-miss", ReleaseOutcome("payrolls", Outcome.MISS)),
+        Rule("coil", NarrowRange("spx", 3, 1.0), labels={"desk": "macro"},
+             message=Template("{spx.close:.2f} {res.state} {payrolls.actual}")),
+    ),
+)
+
+
+def history(closes: list[float], releases: dict[int, str]) -> History:
+    """spx closes on consecutive days at 16:00; a payrolls print at 08:30 on the days in `releases`."""
+    bars = []
+    for i, c in enumerate(closes):
+        day = DAY0 + dt.timedelta(days=i)
+        bars.append(Bar(day, dt.datetime.combine(day, dt.time(16), NY), c, c, c, c))
+    prints = []
+    for n, (i, outcome) in enumerate(sorted(releases.items())):
+        at = dt.datetime.combine(DAY0 + dt.timedelta(days=i), dt.time(8, 30), NY)
+        prints.append(Print("payrolls", at, dt.date(2023, 1 + n, 1), 180.0, 150.0, 160.0, "consensus (config)", 20.0,
+                            outcome))
+    return History({"spx": bars}, prints)
+
+
+releases_st = st.dictionaries(st.integers(0, 39), st.sampled_from(["beat", "miss", "inline", "unknown"]),
+                              max_size=5)
+
+
+def feed(engine: Engine, evs) -> list:
+    out = []
+    for at, kind, payload in evs:
+        out += engine.on_release(at, payload) if kind == "release" else engine.on_close(at, payload)
+    return out
+
+
+def identities(alerts) -> list:
+    return [(a.key, a.to_json()) for a in alerts]
+
+
+# ---- (a) and (c): the machine alone ---------------------------------------------------------------------
+
+def any_level(kind_side: tuple[LevelKind, Side], params: BreakoutParams, n: int) -> Level:
+    kind, side = kind_side
+    if kind is LevelKind.PRICE:
+        return _level("x", kind, side, params, price=100.0)
+    if kind in (LevelKind.HIGH_OF, LevelKind.LOW_OF):
+        return _level("x", kind, side, params, bars=n)
+    if kind in (LevelKind.RANGE_HIGH, LevelKind.RANGE_LOW):
+        return _level("x", kind, side, params, since=DAY0 + dt.timedelta(days=2))
+    return _level("x", kind, side, params)
+
+
+level_st = st.builds(
+    any_level,
+    st.sampled_from([(LevelKind.PRICE, Side.RESISTANCE), (LevelKind.PRICE, Side.SUPPORT),
+                     (LevelKind.ALL_TIME_HIGH, Side.RESISTANCE), (LevelKind.ALL_TIME_LOW, Side.SUPPORT),
+                     (LevelKind.HIGH_OF, Side.RESISTANCE), (LevelKind.LOW_OF, Side.SUPPORT),
+                     (LevelKind.RANGE_HIGH, Side.RESISTANCE), (LevelKind.RANGE_LOW, Side.SUPPORT)]),
+    st.builds(BreakoutParams, st.sampled_from([0.5, 1.0, 2.0]), st.sampled_from([0.0, 0.5]), st.integers(1, 5)),
+    st.integers(1, 5),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(level_st, closes_st)
+def test_failed_only_inside_the_window_and_confirmed_only_on_its_last_bar(lvl, closes):
+    m = LevelMachine(lvl)
+    n = lvl.breakout.fail_within_bars
+    for i, c in enumerate(closes):
+        before = m.step
+        entered = m.close(DAY0 + dt.timedelta(days=i), c)
+        if entered == "failed":
+            assert before.state == BREAKING[lvl.side]
+            assert 1 <= m.step.window_bar <= n
+        if entered == "confirmed":
+            assert before.state == BREAKING[lvl.side]
+            assert m.step.window_bar == n
+        if entered == BREAKING[lvl.side]:
+            assert m.step.window_bar == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(level_st, closes_st, st.integers(9400, 10600).map(lambda c: c / 100))
+def test_states_are_always_the_sides_states(lvl, closes, intraday):
+    m = LevelMachine(lvl)
+    for i, c in enumerate(closes):
+        assert m.provisional(intraday) in lvl.states
+        m.close(DAY0 + dt.timedelta(days=i), c)
+        assert m.state in lvl.states
+        if m.state in ("breakout", "breakdown", "confirmed", "failed"):
+            assert m.price is not None
+
+
+# ---- (b), (c), (d): the engine over a replay ------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(closes_st, releases_st, st.data())
+def test_a_replay_split_anywhere_and_resumed_from_saved_state_gives_the_same_alerts(closes, releases, data):
+    h = history(closes, releases)
+    evs = list(events(h))
+    whole = Engine(CONFIG)
+    expected = run(whole, h)
+    k = data.draw(st.integers(0, len(evs)), label="split after event")
+    first = Engine(CONFIG)
+    got = feed(first, evs[:k])
+    saved = json.loads(json.dumps(first.to_data()))
+    resumed = Engine(CONFIG)
+    resumed.load(saved)
+    got += feed(resumed, evs[k:])
+    assert identities(got) == identities(expected)
+    assert json.dumps(resumed.to_data()) == json.dumps(whole.to_data())
+
+
+@settings(max_examples=150, deadline=None)
+@given(closes_st, releases_st)
+def test_engine_states_stay_on_their_side_and_rules_fire_once_per_true_stretch(closes, releases):
+    engine = Engine(CONFIG)
+    armed = dict.fromkeys(LEVEL_RULES, True)  # the condition was false (or never evaluated) since the last fire
+    for at, kind, payload in events(history(closes, releases)):
+        before = {lid: m.state for lid, m in engine.machines.items()}
+        alerts = engine.on_release(at, payload) if kind == "release" else engine.on_close(at, payload)
+        states = {lid: m.state for lid, m in engine.machines.items()}
+        for lid, lvl in LEVELS.items():
+            assert states[lid] in lvl.states
+        fired = {a.rule for a in alerts}
+        for name, cond in LEVEL_RULES.items():
+            if isinstance(cond, LevelIn):
+                holds = states[cond.level] in cond.states
+            else:  # entered: only at a close, and only when the state changed to it
+                holds = kind == "close" and before[cond.level] != cond.state == states[cond.level]
+            if name in fired:
+                assert holds, f"{name} fired while its condition was false"
+                assert armed[name], f"{name} fired twice without its condition turning false in between"
+                armed[name] = False
+            if not holds:
+                armed[name] = True
