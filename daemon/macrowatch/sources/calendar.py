@@ -27,3 +27,34 @@ def close_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, dt.dat
     cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
     closes = cal.closes.loc[str(first):str(end)]
     return {ts.date(): c.to_pydatetime() for ts, c in closes.items()}
+
+
+def session_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
+    """Each session's open and close (UTC, early closes included) between two dates."""
+    first = max(start, dt.date(1990, 1, 1))
+    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    opens = cal.opens.loc[str(first):str(end)]
+    closes = cal.closes.loc[str(first):str(end)]
+    return {ts.date(): (o.to_pydatetime(), c.to_pydatetime()) for (ts, o), c in zip(opens.items(), closes, strict=True)}
+
+
+def _recent(code: str, now: dt.datetime) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
+    # Two weeks back covers the longest closures (2001-09-11: four sessions) plus a weekend.
+    return session_times(code, now.date() - dt.timedelta(days=14), now.date() + dt.timedelta(days=1))
+
+
+def last_closed_session(code: str, now: dt.datetime) -> dt.date | None:
+    """The newest session whose close is at or before `now` (tz-aware)."""
+    done = [day for day, (_, close) in _recent(code, now).items() if close <= now]
+    return max(done) if done else None
+
+
+def last_open(code: str, now: dt.datetime) -> dt.datetime | None:
+    """The open of the newest session that has opened by `now` (tz-aware), closed since or not."""
+    opened = [open_ for open_, _ in _recent(code, now).values() if open_ <= now]
+    return max(opened) if opened else None
+
+
+def is_open(code: str, now: dt.datetime) -> bool:
+    """Whether a session of the calendar is trading at `now` (tz-aware)."""
+    return any(open_ <= now < close for open_, close in _recent(code, now).values())
