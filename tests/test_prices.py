@@ -77,7 +77,7 @@ def stub(yahoo_stub: YahooStub) -> YahooStub:
 
 @pytest.fixture
 def source(stub: YahooStub, yf_cache: str, sleeps: list[float]) -> PriceSource:
-    return PriceSource(stub.url, yf_cache, timeout=0.5, attempts=3, backoff=1.0, sleep=sleeps.append)
+    return PriceSource(stub.url, yf_cache, timeout=1.5, attempts=3, backoff=1.0, sleep=sleeps.append)
 
 
 @pytest.fixture(autouse=True)
@@ -253,7 +253,7 @@ def test_duplicate_and_out_of_order_rows_are_dropped():
 FAULTS = [
     pytest.param("refused", None, "connection to Yahoo refused", id="refused"),
     pytest.param("reset", "^RUT", "closed the connection without an answer", id="connection-reset"),
-    pytest.param("timeout", "^RUT", "no answer from Yahoo within 0.5 s", id="timeout"),
+    pytest.param("timeout", "^RUT", "no answer from Yahoo within 1.5 s", id="timeout"),
     pytest.param("429", "^RUT", "rate limited by Yahoo (HTTP 429); gave up after 3 attempts", id="429"),
     pytest.param("500", "^RUT", "Yahoo server error (HTTP 500); gave up after 3 attempts", id="500"),
     pytest.param("503", "^RUT", "Yahoo server error (HTTP 503); gave up after 3 attempts", id="503"),
@@ -295,7 +295,7 @@ def test_429_then_recovery_after_backoff(stub, yf_cache):
         asked_before_retry.append(len(stub.requests))
         stub.clear_faults()  # Yahoo lets us back in while we wait
 
-    source = PriceSource(stub.url, yf_cache, timeout=0.5, backoff=1.5, sleep=sleep)
+    source = PriceSource(stub.url, yf_cache, timeout=1.5, backoff=1.5, sleep=sleep)
     stub.fault("429", "^RUT")
     fetch = source.daily(INSTRUMENTS, START, AFTER_CLOSE, calendar_for)
 
