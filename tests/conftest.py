@@ -11,6 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# The stub servers (Yahoo, FRED, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, webhook.
+# tests/ is on sys.path (the rootdir conftest, no __init__.py), so the stub package imports as `stubs`.
+pytest_plugins = ["stubs.yahoo", "stubs.fred", "stubs.webhook"]
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 

@@ -25,7 +25,7 @@ from macrowatch.sources.fred import (
     detect,
     graph_csv_url,
 )
-from stubs.fred import KEY, FredStub, fred_stub_fixture  # noqa: F401 (a fixture)
+from stubs.fred import KEY, FredStub
 
 D = dt.date.fromisoformat
 TODAY = D("2019-09-15")

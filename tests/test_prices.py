@@ -20,8 +20,6 @@ from macrowatch.sources.prices import PriceSource
 if TYPE_CHECKING:
     from stubs.yahoo import YahooStub
 
-# tests/ is on sys.path (rootdir conftest, no __init__.py), so the stub package imports as `stubs`
-pytest_plugins = ["stubs.yahoo"]
 
 UTC = dt.UTC
 NY = "America/New_York"

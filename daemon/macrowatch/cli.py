@@ -82,12 +82,16 @@ def _alert_line(alert) -> str:
               "on the data before it). Default: the first day of data.")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day to report. Default: the last day.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-def replay(config_path: Path, data_dir: Path, start, end, fmt: str) -> None:
+@click.option("--send", "send_alerts", is_flag=True, help="After printing, deliver the alerts through their rules' "
+              "channels, charts included (to preview the formatting); per-channel results go to stderr, "
+              "exit 1 if any failed.")
+def replay(config_path: Path, data_dir: Path, start, end, fmt: str, send_alerts: bool) -> None:
     """Replay history through the rules: what would each past day have alerted?
 
     \b
     Example:
         macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2019-01-01 --to 2019-12-31
+        macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2017-03-01 --to 2017-03-31 --send
     """
     import dataclasses
     import json
@@ -113,6 +117,42 @@ def replay(config_path: Path, data_dir: Path, start, end, fmt: str) -> None:
         click.echo(json.dumps(alert.to_json()) if fmt == "jsonl" else _alert_line(alert))
     if fmt == "text":
         click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
+    if send_alerts and not _send_replayed(config, history, alerts):
+        sys.exit(1)
+
+
+def _send_replayed(config: Config, history, alerts: list) -> bool:
+    """Deliver replayed alerts once through a throwaway outbox; print each channel's result; True if all sent."""
+    import tempfile
+    from collections import Counter
+
+    from macrowatch.clock import Clock
+    from macrowatch.notify.chart import chart_source
+    from macrowatch.notify.outbox import Dispatcher
+    from macrowatch.notify.render import Context
+    from macrowatch.store import open_store
+
+    releases = [p.at for p in history.prints]
+    chart_for = chart_source(config, lambda iid: history.bars.get(iid, []), lambda _alert: releases)
+    clock = Clock()
+    with tempfile.TemporaryDirectory(prefix="macrowatch-replay-") as tmp, \
+            open_store(Path(tmp) / "outbox.sqlite") as store:
+        dispatcher = Dispatcher(store, config.channels, clock, chart_for=chart_for,
+                                context=Context.from_config(config))
+        now = clock.now()
+        dispatcher.submit(alerts, now)
+        outcomes = dispatcher.deliver_due(now)
+    wanted = Counter(ch for a in alerts for ch in dict.fromkeys(a.notify))
+    sent = Counter(o.channel for o in outcomes if o.ok)
+    reasons = {o.channel: o.reason for o in outcomes if not o.ok}
+    for ch, n in wanted.items():
+        line = f"send: channel {ch}: {sent[ch]} of {n} sent"
+        # After a channel's first failure its other alerts are not tried (one probe per pass).
+        click.echo(line + (f"; failed: {reasons[ch]}" if ch in reasons else ""), err=True)
+    silent = sum(1 for a in alerts if not a.notify)
+    if silent:
+        click.echo(f"send: {silent} alert{'s' if silent != 1 else ''} notify no channel (printed only)", err=True)
+    return all(sent[ch] == n for ch, n in wanted.items())
 
 
 @cli.command("test")
@@ -167,6 +207,91 @@ def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
     if junit_path is not None:
         junit_path.write_bytes(rulestest.junit_xml(runs))
     sys.exit(1 if failed else 0)
+
+
+@cli.command("notify-test")
+@click.argument("channel_id", metavar="CHANNEL")
+@config_option
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds each request to a service may take.")
+def notify_test(channel_id: str, config_path: Path, timeout: float) -> None:
+    """Send a made-up alert, with a chart, through one channel; say whether it arrived or why not.
+
+    Every URL of the channel gets the alert as that service takes it (Slack mrkdwn, Telegram HTML with
+    the chart as a photo, plain text and the chart elsewhere). Failures name the URL masked. Exit 0 when
+    every URL took it, 1 when one failed, 2 for a bad config, an unknown channel or an unset ${VAR}.
+
+    \b
+    Example:
+        export MACROWATCH_TRADING_URLS="tgram://BOT_TOKEN/CHAT_ID"
+        macrowatch notify-test trading -c rules/breakout-jobs.yaml
+    """
+    from macrowatch.clock import Clock
+    from macrowatch.notify.chart import draw
+    from macrowatch.notify.outbox import deliver
+    from macrowatch.notify.sample import sample
+    from macrowatch.notify.send import send
+
+    config = load_or_exit(config_path)
+    channel = config.channels.get(channel_id)
+    if channel is None:
+        known = ", ".join(config.channels) or "none"
+        raise click.BadParameter(f"no channel {channel_id!r} in {config_path} (channels: {known})",
+                                 param_hint="CHANNEL")
+    if channel.missing or not channel.urls:
+        # As `run` would: a channel that cannot deliver is a config error, not a failed send.
+        why = (f"environment variable {', '.join(channel.missing)} is not set" if channel.missing
+               else "no URL after expanding the environment")
+        click.echo(f"{channel.loc}: channels.{channel_id}: {why}", err=True)
+        sys.exit(2)
+    s = sample(Clock().now(), config.timezone, channel_id)
+    png = draw(s.bars, s.levels, s.releases, s.alert, name=s.name).png
+    ok, reason = deliver(s.alert, channel, send, png, s.context(config.timezone), timeout)
+    n = len(channel.urls)
+    if not ok:
+        click.echo(f"notify-test: channel {channel_id}: failed: {reason}", err=True)
+        sys.exit(1)
+    click.echo(f"notify-test: channel {channel_id}: sent to {n} URL{'s' if n != 1 else ''}")
+
+
+@cli.command()
+@config_option
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of bars and observations to fetch. Default: five years back.")
+def fetch(config_path: Path, since) -> None:
+    """Fetch every instrument and macro series once into the store and print what it holds.
+
+    A line per instrument (id and symbol) and per series: rows, first and last. A source that fails is
+    named with its reason and the exit code is 1; the others are still stored.
+
+    \b
+    Example:
+        macrowatch fetch -c rules/breakout-jobs.yaml --since 2019-01-01
+    """
+    from macrowatch.clock import system_clock
+    from macrowatch.fetch import fetch as fetch_all
+    from macrowatch.sources.fred import FredClient
+    from macrowatch.sources.prices import PriceSource
+    from macrowatch.store import StoreError, open_store
+
+    config = load_or_exit(config_path)
+    now = system_clock().now()
+    start = since.date() if since else now.date().replace(year=now.year - 5)
+    try:
+        store = open_store(config.store)
+    except StoreError as exc:
+        click.echo(f"macrowatch fetch: {exc}", err=True)
+        sys.exit(1)
+    with store:
+        prices = PriceSource(config.yahoo.url, Path(store.name).parent / "yfinance-cache")
+        fred = FredClient.from_config(config.fred)
+        report = fetch_all(config, store, prices, fred, start, now)
+    for line in report.lines:
+        click.echo(line)
+    for failure in report.failures:
+        click.echo(f"macrowatch fetch: failed: {failure}", err=True)
+    if report.failures:
+        sys.exit(1)
 
 
 def main() -> None:

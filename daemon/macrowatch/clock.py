@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 
@@ -47,3 +48,25 @@ class FakeClock(Clock):
     def set(self, when: dt.datetime) -> None:
         with self._lock:
             self._now = when
+
+
+class OffsetClock(Clock):
+    """Real time shifted to start at a given moment: `MACROWATCH_NOW` for tests and demos of past days."""
+
+    def __init__(self, start: dt.datetime):
+        self._start = start
+        self._t0 = time.monotonic()
+
+    def now(self) -> dt.datetime:
+        return self._start + dt.timedelta(seconds=time.monotonic() - self._t0)
+
+
+def system_clock() -> Clock:
+    """The process clock: real time, or real time from `MACROWATCH_NOW` (ISO-8601 with offset) when set."""
+    start = os.environ.get("MACROWATCH_NOW")
+    if not start:
+        return Clock()
+    when = dt.datetime.fromisoformat(start)
+    if when.tzinfo is None:
+        raise ValueError(f"MACROWATCH_NOW={start!r} needs a UTC offset, e.g. 2019-08-02T08:29:00-04:00")
+    return OffsetClock(when)

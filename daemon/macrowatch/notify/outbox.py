@@ -1,0 +1,161 @@
+"""The Dispatcher: alerts into the outbox first, then each (alert, channel) delivered and retried on its own.
+
+    dispatcher = Dispatcher(store, config.channels, clock, chart_for=chart_source(config, store.bars))
+    new = dispatcher.submit(alerts, now)     # recorded before any send; returns the alerts not seen before
+    dispatcher.deliver_due(now)              # at every tick: what is due, each channel on its own
+
+A success is recorded at once; a failure is recorded with its masked reason and the next attempt time
+(10 s, doubling, at most 15 min), which lives in the store and so survives a restart. A crash between a
+send and its record repeats at most that one send. A channel that fails is not tried again in the same pass
+nor before its backoff ends, so a dead receiver costs one attempt per backoff, and other channels go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from macrowatch.config.types import Channel
+from macrowatch.model import Alert
+from macrowatch.notify import render as render_mod
+from macrowatch.notify.render import Context, Kind, kind_of
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = dt.timedelta(seconds=10)
+BACKOFF_MAX = dt.timedelta(minutes=15)
+DEFAULT_TIMEOUT = 10.0
+
+
+class SendFn(Protocol):
+    """send.send's signature: one message to a group of URLs, never raising."""
+
+    def __call__(self, urls: Sequence[str], title: str, body: str, png: bytes | None = None,
+                 timeout: float = ..., *, markup: str = ...) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery attempt did."""
+
+    key: str
+    channel: str
+    ok: bool
+    reason: str = ""                      # masked; "" on success
+    attempts: int = 0                     # failed tries before this one
+    next_at: dt.datetime | None = None    # the next try, after a failure
+
+
+def backoff(attempts: int, first: dt.timedelta = BACKOFF_FIRST, cap: dt.timedelta = BACKOFF_MAX) -> dt.timedelta:
+    """The wait after the (attempts+1)-th failure: first, doubling, at most cap."""
+    return min(cap, first * (2 ** min(attempts, 32)))
+
+
+def _default_send(*args: Any, **kwargs: Any) -> Any:
+    from macrowatch.notify.send import send  # apprise is imported only when something is sent
+
+    return send(*args, **kwargs)
+
+
+def deliver(alert: Alert, channel: Channel, send: SendFn, png: bytes | None, context: Context | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, str]:
+    """Send one alert to every URL of one channel, rendered for each kind of service: (ok, masked reason)."""
+    if channel.missing:
+        return False, f"environment variable {', '.join(channel.missing)} is not set"
+    if not channel.urls:
+        return False, "the channel has no URLs"
+    groups: dict[Kind, list[str]] = {}
+    for url in channel.urls:
+        groups.setdefault(kind_of(url), []).append(url)
+    failures = []
+    for kind, urls in groups.items():
+        message = render_mod.render(alert, kind, context)
+        result = send(urls, message.title, message.body, png, timeout, markup=message.markup)
+        if not result.ok:
+            failures.append(result.reason or "failed")
+    return not failures, "; ".join(failures)
+
+
+class Dispatcher:
+    """The outbox's writer and deliverer; the store holds all its state (next tries included)."""
+
+    def __init__(self, store: Any, channels: Mapping[str, Channel], clock: Any, send: SendFn = _default_send,
+                 chart_for: Callable[[Alert], bytes | None] | None = None, *, context: Context | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, first: dt.timedelta = BACKOFF_FIRST,
+                 cap: dt.timedelta = BACKOFF_MAX):
+        self.store = store
+        self.channels = channels
+        self.clock = clock
+        self.send = send
+        self.chart_for = chart_for
+        self.context = context
+        self.timeout = timeout
+        self.first, self.cap = first, cap
+        # In memory (a restart probes each channel once, then the stored next tries rule):
+        self._blocked: dict[str, dt.datetime] = {}  # channel -> no try before this
+        self._streak: dict[str, int] = {}           # channel -> failures in a row
+
+    def submit(self, alerts: Iterable[Alert], now: dt.datetime) -> list[Alert]:
+        """Write every alert and its deliveries to the outbox before any send; return the ones not seen before.
+
+        An alert whose rule notifies no channel is recorded with no delivery: the caller prints it.
+        """
+        return [a for a in alerts if self.store.enqueue(a, list(a.notify), now)]
+
+    def deliver_due(self, now: dt.datetime) -> list[Outcome]:
+        """Try every delivery due at `now`, each on its own; record each result as soon as it is known."""
+        charts: dict[str, bytes | None] = {}
+        outcomes = []
+        for d in self.store.due(now):
+            if self._blocked.get(d.channel, now) > now:
+                continue  # this channel failed in this pass or is backing off: one probe per backoff
+            if d.key not in charts:
+                charts[d.key] = self._chart(d.alert)
+            outcome = self._attempt(d, charts[d.key])
+            if not outcome.ok and outcome.next_at is not None:
+                self._blocked[d.channel] = max(outcome.next_at, now + dt.timedelta(microseconds=1))
+            else:
+                self._blocked.pop(d.channel, None)
+            outcomes.append(outcome)
+        return outcomes
+
+    def pending(self) -> int:
+        """How many deliveries are not sent yet."""
+        return int(self.store.pending())
+
+    def _attempt(self, d: Any, png: bytes | None) -> Outcome:
+        channel = self.channels.get(d.channel)
+        if channel is None:
+            ok, reason = False, f"channel {d.channel!r} is not in the config"
+        else:
+            try:
+                ok, reason = deliver(d.alert, channel, self.send, png, self.context, self.timeout)
+            except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the others
+                ok, reason = False, f"internal error {type(exc).__name__}"  # its text may hold a URL
+        at = self.clock.now()
+        if ok:
+            self._streak.pop(d.channel, None)
+            self.store.mark_sent(d.key, d.channel, at)
+            log.info("alert %s sent to channel %s", d.key, d.channel)
+            return Outcome(d.key, d.channel, True, "", d.attempts)
+        # The channel's failures in a row count too: a dead receiver with many alerts queued backs off as one.
+        failures = max(d.attempts, self._streak.get(d.channel, 0))
+        self._streak[d.channel] = failures + 1
+        next_at = at + backoff(failures, self.first, self.cap)
+        self.store.mark_failed(d.key, d.channel, at, reason, next_at)
+        log.warning("alert %s to channel %s failed (attempt %d): %s; next try at %s", d.key, d.channel,
+                    d.attempts + 1, reason, next_at.isoformat(timespec="seconds"))
+        return Outcome(d.key, d.channel, False, reason, d.attempts, next_at)
+
+    def _chart(self, alert: Alert) -> bytes | None:
+        if self.chart_for is None or not alert.chart:
+            return None
+        try:
+            return self.chart_for(alert)
+        except Exception as exc:  # noqa: BLE001 - a chart that cannot be drawn must not stop the text
+            log.warning("chart for alert %s failed (%s: %s); sending the text alone", alert.key,
+                        type(exc).__name__, exc)
+            return None

@@ -1,0 +1,224 @@
+"""Delivery through apprise: the only module that imports it. `send` never raises and never logs a secret.
+
+    result = send(channel.urls, message.title, message.body, png, timeout=10, markup=message.markup)
+    if not result.ok:
+        print(result.reason)          # masked: safe to log and to store
+
+Every log line that names a target uses `mask(url)`: apprise's privacy form without its query, with long path
+segments shortened (apprise leaves the path of json:// and form:// URLs, where webhook tokens often live, in
+clear). A filter on apprise's and urllib3's loggers blanks the secret parts of the URLs sent, for when their
+debug lines are on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import apprise
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0       # seconds a receiver may take to answer one request
+CONNECT_TIMEOUT = 4.0        # at most, to open a connection
+CHART_NAME = "chart.png"
+_MARKUP = {"text": apprise.NotifyFormat.TEXT, "html": apprise.NotifyFormat.HTML, "native": None}
+_APPRISE_LOGGER = logging.getLogger("apprise")
+# apprise >= 2.2 bounds a whole notify() call; older ones rely on the per-request timeouts alone.
+_CALL_TIMEOUT = "timeout" in inspect.signature(apprise.Apprise.notify).parameters
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one send to a group of URLs; `reason` is masked and says why not, "" on success."""
+
+    ok: bool
+    reason: str = ""
+
+
+def send(urls: Sequence[str], title: str, body: str, png: bytes | None = None,
+         timeout: float = DEFAULT_TIMEOUT, *, markup: str = "text") -> SendResult:
+    """Send one message to every URL, with the chart where the service takes files; never raises.
+
+    `markup`: "text" (apprise converts it per service), "html", or "native" (already in the service's own
+    markup, e.g. Slack mrkdwn: sent as is). Each request may take `timeout` seconds to be answered.
+    """
+    if not urls:
+        return SendResult(False, "no URLs to send to")
+    try:
+        with _attachment(png) as chart:
+            failures = [why for url in urls if (why := _send_one(url, title, body, chart, timeout, markup))]
+    except Exception as exc:  # noqa: BLE001 - send never raises; the outbox retries what failed
+        # The exception's text may hold a URL: only its type is kept.
+        log.warning("send failed: internal error %s", type(exc).__name__)
+        return SendResult(False, f"internal error {type(exc).__name__}")
+    return SendResult(not failures, "; ".join(failures))
+
+
+def _send_one(url: str, title: str, body: str, chart: str | None, timeout: float, markup: str) -> str | None:
+    """Send to one URL; None on success, else the masked reason."""
+    _SCRUB.add(url)
+    with _collect() as lines:
+        plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        why = f"{mask(url)}: not a usable apprise URL ({_last(lines) or 'unknown service or bad token'})"
+        log.warning("send failed: %s", why)
+        return why
+    _bound(plugin, url, timeout)
+    target = mask(url, plugin)
+    app = apprise.Apprise(asset=apprise.AppriseAsset(app_id="macrowatch"))
+    app.add(plugin)
+    kwargs = {"timeout": 3 * timeout} if _CALL_TIMEOUT else {}
+    with _collect() as lines:
+        result = app.notify(body=body, title=title, body_format=_MARKUP.get(markup, apprise.NotifyFormat.TEXT),
+                            attach=chart if chart and takes_files(plugin) else None, **kwargs)
+    if result:
+        log.debug("sent to %s", target)
+        return None
+    status = str(getattr(result, "status", "") or "")
+    why = _last(lines) or ("timed out" if "timeout" in status.lower() else "failed, apprise gave no reason")
+    why = scrub(why, secrets_of(url))
+    log.warning("send to %s failed: %s", target, why)
+    return f"{target}: {why}"
+
+
+def takes_files(plugin: apprise.NotifyBase) -> bool:
+    """Whether the service takes attachments: a Slack webhook does not (a Slack bot token does)."""
+    if not getattr(plugin, "attachment_support", False):
+        return False
+    # Slack's plugin declares attachment support, but only its bot mode uploads files; a webhook
+    # logs a warning and sends the text alone.
+    return not (plugin.service_name == "Slack" and getattr(plugin, "mode", "bot") != "bot")
+
+
+def _bound(plugin: apprise.NotifyBase, url: str, timeout: float) -> None:
+    """Connect and read timeouts for every request, unless the URL sets its own (?cto= / ?rto=)."""
+    given = {k.lower() for k, _ in parse_qsl(url.partition("?")[2])}
+    if "cto" not in given:
+        plugin.socket_connect_timeout = min(CONNECT_TIMEOUT, timeout)
+    if "rto" not in given:
+        plugin.socket_read_timeout = timeout
+
+
+@contextlib.contextmanager
+def _attachment(png: bytes | None) -> Iterator[str | None]:
+    """The chart as a file: apprise's form:// plugin opens attachments by path (a memory one fails there)."""
+    if png is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="macrowatch-chart-") as tmp:
+        path = Path(tmp) / CHART_NAME
+        path.write_bytes(png)
+        yield str(path)
+
+
+# ---- masking --------------------------------------------------------------------------------------------
+
+def mask(url: str, plugin: apprise.NotifyBase | None = None) -> str:
+    """The URL as it may be logged: apprise's privacy form, no query, long path segments shortened."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "?"
+    _SCRUB.add(url)  # before apprise parses it: its warnings about a bad URL may quote the token
+    if plugin is None:
+        with _collect():
+            plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return f"{scheme}://…"
+    private = plugin.url(privacy=True).split("?", 1)[0]
+    scheme, _, rest = private.partition("://")
+    host, _, path = rest.partition("/")
+    segments = [_short(s) for s in path.split("/")]
+    return f"{scheme}://{host}/" + "/".join(segments)
+
+
+def _short(segment: str) -> str:
+    return segment if len(segment) <= 6 or "..." in segment else f"{segment[0]}...{segment[-1]}"
+
+
+def secrets_of(url: str) -> set[str]:
+    """The parts of a URL that may be secret: a password, path tokens, query values, a host that is a token."""
+    base, _, query = url.partition("?")
+    rest = base.split("://", 1)[-1]
+    userinfo, at, _ = rest.rpartition("@")
+    found = {userinfo.partition(":")[2]} if at and ":" in userinfo else set()
+    # Host names (dotted) and ports are not secret; anything else long enough may be a token.
+    found |= {p for p in re.split(r"[/:@#]+", rest) if len(p) >= 6 and "." not in p}
+    found |= {v for _, v in parse_qsl(query) if len(v) >= 4 and v.lower() not in _PLAIN_VALUES}
+    return {f for f in found if f}
+
+
+_PLAIN_VALUES = frozenset({"yes", "true", "false", "post", "json", "html", "text", "markdown", "upstream",
+                           "truncate", "split"})
+
+
+def scrub(text: str, secrets: set[str]) -> str:
+    """The text with every secret replaced by a masked form (longest first)."""
+    for s in sorted(secrets, key=len, reverse=True):
+        if s in text:
+            text = text.replace(s, _short(s) if len(s) > 6 else "****")
+    return text
+
+
+class _Scrubber(logging.Filter):
+    """Blanks the secrets of every URL sent so far from apprise's own log records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._urls: set[str] = set()
+        self._secrets: set[str] = set()
+
+    def add(self, url: str) -> None:
+        with self._lock:
+            if url in self._urls:
+                return
+            self._urls.add(url)
+            self._secrets |= secrets_of(url)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = set(self._secrets)
+        message = record.getMessage()
+        clean = scrub(message, secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_SCRUB = _Scrubber()
+_APPRISE_LOGGER.addFilter(_SCRUB)
+# requests' transport logs each request line (path included) at debug level.
+logging.getLogger("urllib3.connectionpool").addFilter(_SCRUB)
+
+
+class _Collector(logging.Handler):
+    """Keeps apprise's warnings and errors during one call: they say why a send failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _collect() -> Iterator[list[str]]:
+    handler = _Collector()
+    _APPRISE_LOGGER.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        _APPRISE_LOGGER.removeHandler(handler)
+
+
+def _last(lines: list[str]) -> str:
+    """apprise's last word on a failure, on one line."""
+    return " ".join(lines[-1].split()) if lines else ""
