@@ -20,6 +20,10 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
 
+    def to_wall(self, when: dt.datetime) -> dt.datetime:
+        """The wall-clock moment at which this clock reads `when` (a scheduler waits on the wall clock)."""
+        return when
+
 
 class FakeClock(Clock):
     """Time that moves only when told to (sleep advances it at once): for tests and accelerated demos."""
@@ -70,3 +74,27 @@ def system_clock() -> Clock:
     if when.tzinfo is None:
         raise ValueError(f"MACROWATCH_NOW={start!r} needs a UTC offset, e.g. 2019-08-02T08:29:00-04:00")
     return OffsetClock(when)
+
+
+class AcceleratedClock(Clock):
+    """Scenario time running `speed` times faster than the wall clock, from `start` (the demo).
+
+    `to_wall` maps a scenario moment to the wall-clock moment it is reached, for schedulers that wait on
+    real time; `sleep` sleeps the scaled-down real time.
+    """
+
+    def __init__(self, start: dt.datetime, speed: float):
+        if start.tzinfo is None or speed <= 0:
+            raise ValueError("AcceleratedClock needs a tz-aware start and a positive speed")
+        self.start, self.speed = start, speed
+        self._t0 = time.monotonic()
+        self._wall0 = dt.datetime.now(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+    def to_wall(self, when: dt.datetime) -> dt.datetime:
+        return self._wall0 + (when - self.start) / self.speed
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / self.speed)

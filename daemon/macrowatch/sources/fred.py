@@ -31,6 +31,9 @@ from fredapi import Fred
 
 from macrowatch.config.types import FredSource, Release
 from macrowatch.model import Vintage
+from macrowatch.sources.base import FredError
+
+__all__ = ["Changes", "FredClient", "FredError", "RateLimiter", "detect", "graph_csv_url", "mask"]
 
 log = logging.getLogger("macrowatch.sources.fred")
 
@@ -40,15 +43,6 @@ _SERIES_ID = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
 _KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"'<>]*")
 # The XML document each fredapi endpoint must answer with (path below base_url -> root tag).
 _ROOT_TAGS = {"/series/observations": "observations", "/series": "seriess", "/series/vintagedates": "vintage_dates"}
-
-
-class FredError(Exception):
-    """A FRED request that gave no usable data; `reason` says why, never with the API key."""
-
-    def __init__(self, subject: str, reason: str):
-        super().__init__(f"FRED {subject}: {reason}")
-        self.subject = subject
-        self.reason = reason
 
 
 def mask(text: str, key: str | None = None) -> str:

@@ -22,9 +22,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -35,6 +35,9 @@ from yfinance.data import YfData
 from macrowatch.config.types import Instrument
 from macrowatch.model import Bar
 from macrowatch.sources import calendar
+from macrowatch.sources.base import CalendarFor, LatestFetch, PriceFetch, Quote
+
+__all__ = ["LatestFetch", "PriceFetch", "PriceSource", "Quote"]
 
 log = logging.getLogger("macrowatch.sources.prices")
 
@@ -43,32 +46,6 @@ _HEADERS = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (K
                           "Chrome/131.0.0.0 Safari/537.36",
             "Accept": "*/*", "Accept-Language": "en-US,en;q=0.5"}
 _PRICES = ("Open", "High", "Low", "Close")
-CalendarFor = Callable[[Instrument], str]
-
-
-@dataclass(frozen=True)
-class PriceFetch:
-    """One poll's daily bars: every instrument is in `bars` or in `errors`, never both."""
-
-    bars: dict[str, list[Bar]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)   # why each dropped bar was dropped
-
-
-class Quote(NamedTuple):
-    """A latest price and when it was last known (the end of its intraday bar, never after `now`)."""
-
-    price: float
-    at: dt.datetime
-
-
-@dataclass(frozen=True)
-class LatestFetch:
-    """One poll's latest intraday prices: every instrument is in `prices` or in `errors`."""
-
-    prices: dict[str, Quote] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
 
 
 # ---- transport ------------------------------------------------------------------------------------
