@@ -1,0 +1,388 @@
+"""The daemon's work, one method per job: fetch what is new, advance the engine, hand alerts to the outbox.
+
+`scheduler.py` decides when each job runs (APScheduler); this module decides what it does. Every job reads
+`now` from the injected clock and serialises engine access behind one lock, so jobs on several worker
+threads never interleave an evaluation. Events are fed to the engine in time order through the same
+`replay.events` as `macrowatch replay`, so a close or a release missed while the daemon was down is
+evaluated once on the next pass (the engine ignores what it has applied; the outbox ignores an alert key it
+has seen), never skipped and never twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from macrowatch.config.types import Config, Instrument
+from macrowatch.engine.evaluator import Engine
+from macrowatch.model import Alert, Bar, Print
+from macrowatch.notify.chart import chart_source
+from macrowatch.notify.outbox import Dispatcher, Outcome
+from macrowatch.notify.render import Context
+from macrowatch.replay import History, events, macro_prints
+from macrowatch.sources import calendar
+from macrowatch.sources.base import FredError, MacroFeed, PriceFeed
+
+log = logging.getLogger("macrowatch.app")
+
+HISTORY_YEARS = 5                          # how far back a first start fetches (dynamic levels need it)
+BURST_FAST = dt.timedelta(minutes=3)       # poll every second this long after the release time
+BURST_SLOW = dt.timedelta(minutes=30)      # then every 15 s this long
+BURST_GIVE_UP = dt.timedelta(hours=6)      # then every 2 min, until this
+RELEASE_LATE = dt.timedelta(minutes=10)    # an ops alert when a release is not seen by then
+SOURCE_DOWN = dt.timedelta(minutes=15)     # an ops alert when a source has failed this long
+CLOSE_LATE = dt.timedelta(minutes=60)      # an ops alert when a session's bar is missing this long
+SCHEDULE_DAYS = 60                         # how far ahead release dates are scheduled
+
+
+@dataclass
+class SourceHealth:
+    """A source's last success and the failure under way, for ops alerts, status and metrics."""
+
+    last_ok: dt.datetime | None = None
+    failing_since: dt.datetime | None = None
+    error: str | None = None
+    alerted: bool = False
+
+    def ok(self, now: dt.datetime) -> None:
+        self.last_ok, self.failing_since, self.error, self.alerted = now, None, None, False
+
+    def fail(self, now: dt.datetime, error: str) -> None:
+        self.failing_since = self.failing_since or now
+        self.error = error
+
+    def to_data(self) -> dict:
+        return {"last_ok": _iso(self.last_ok), "failing_since": _iso(self.failing_since), "error": self.error}
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+@dataclass
+class Daemon:
+    """The daemon's state and jobs; `scheduler.Runner` calls the jobs."""
+
+    config: Config
+    store: object
+    clock: object
+    prices: PriceFeed
+    macro: MacroFeed
+    send: Callable | None = None
+    on_alert: Callable[[Alert], None] | None = None
+    charts_dir: Path | None = None
+    metrics: object | None = None
+    engine: Engine = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
+    health: dict[str, SourceHealth] = field(default_factory=lambda: {"prices": SourceHealth(),
+                                                                     "fred": SourceHealth()})
+    schedule: dict[str, list[dt.date]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    started: dt.datetime | None = None
+    warm: bool = field(init=False)           # True once the engine has state: alerts count from then on
+    _late_closes: set[tuple[str, dt.date]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.config)
+        saved = self.store.load_state("engine")
+        if saved is not None:
+            self.engine.load(saved)
+        self.warm = saved is not None
+        self.dispatcher = self._dispatcher(self.config)
+
+    # ---- wiring ---------------------------------------------------------------------------------------
+    def _dispatcher(self, config: Config) -> Dispatcher:
+        releases = lambda _alert: [p.at for p, _bar in self.engine.prints.values()]  # noqa: E731
+        self._chart_for = chart_source(config, lambda iid: self.store.bars(iid), releases)
+        kwargs = {"send": self.send} if self.send is not None else {}
+        return Dispatcher(self.store, config.channels, self.clock, chart_for=self._chart_for,
+                          context=Context.from_config(config), **kwargs)
+
+    def calendar_for(self, inst: Instrument) -> str:
+        return inst.calendar or self.config.calendar
+
+    def _by_calendar(self) -> dict[str, dict[str, Instrument]]:
+        out: dict[str, dict[str, Instrument]] = {}
+        for iid, inst in self.config.instruments.items():
+            out.setdefault(self.calendar_for(inst), {})[iid] = inst
+        return out
+
+    # ---- start ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Catch up: fetch what is missing, then evaluate what happened while down (a first start warms up)."""
+        now = self.clock.now()
+        self.started = now
+        first = not self.warm
+        self.refresh_prices(now, HISTORY_YEARS * 366 if first else 10)
+        self.refresh_vintages(now)
+        self.advance(now, submit=not first)
+        self.warm = True
+        self.refresh_schedule(now)
+        if first:
+            log.info("warmed up on history; alerts count from %s", now.isoformat(timespec="seconds"))
+
+    # ---- data -----------------------------------------------------------------------------------------
+    def refresh_prices(self, now: dt.datetime, days_back: int, only: dict[str, Instrument] | None = None) -> None:
+        """Fetch daily bars into the store (one batched poll)."""
+        instruments = only if only is not None else dict(self.config.instruments)
+        if not instruments:
+            return
+        last = self._last_sessions()
+        known = [last[i] for i in instruments if i in last]
+        start = min(known) - dt.timedelta(days=5) if known and len(known) == len(instruments) \
+            else now.date() - dt.timedelta(days=days_back)
+        result = self.prices.daily(instruments, start, now, self.calendar_for)
+        for iid, bars in result.bars.items():
+            self.store.put_bars(iid, bars)
+        self._count("polls", source="prices")
+        if result.errors:
+            self._count("source_errors", len(result.errors), source="prices")
+            reason = "; ".join(f"{i}: {e}" for i, e in sorted(result.errors.items()))
+            self._source_failed("prices", now, reason)
+        else:
+            self.health["prices"].ok(now)
+
+    def refresh_vintages(self, now: dt.datetime, series: list[str] | None = None,
+                         since: dt.date | None = None) -> int:
+        """Fetch vintages of the macro series into the store; returns how many rows were new."""
+        new = 0
+        for s in series if series is not None else sorted({m.series for m in self.config.macro.values()}):
+            try:
+                rows = self.macro.vintages(s, since, today=now.date())
+            except FredError as exc:
+                self._count("source_errors", source="fred")
+                self._source_failed("fred", now, exc.reason)
+                continue
+            finally:
+                self._count("polls", source="fred")
+            new += self.store.put_vintages(s, rows)
+            self.health["fred"].ok(now)
+        return new
+
+    def _last_sessions(self) -> dict[str, dt.date]:
+        return {ident: dt.date.fromisoformat(last[:10]) for kind, ident, _n, _first, last in self.store.summary()
+                if kind == "instrument" and last}
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    def advance(self, now: dt.datetime, submit: bool = True) -> list[Alert]:
+        """Feed the engine every event up to `now` it has not seen, in time order; submit the alerts."""
+        with self.lock:
+            alerts: list[Alert] = []
+            for at, kind, payload in events(self._unseen(now)):
+                if kind == "release":
+                    alerts += self.engine.on_release(at, payload)
+                else:
+                    alerts += self.engine.on_close(at, payload)
+                self._count("evaluations", trigger=kind)
+            fresh = self.dispatcher.submit(alerts, now) if submit else []
+            self.store.save_state("engine", self.engine.to_data())  # after the outbox: a crash repeats, never loses
+        self._announce(fresh)
+        return fresh
+
+    def _unseen(self, now: dt.datetime) -> History:
+        bars: dict[str, list[Bar]] = {}
+        for iid in self.config.instruments:
+            after = self.engine.sessions.get(iid)
+            since = after + dt.timedelta(days=1) if after else None
+            new = [b for b in self.store.bars(iid, since) if b.at <= now]
+            if new:
+                bars[iid] = new
+        prints: list[Print] = []
+        for macro in self.config.macro.values():
+            seen = self.engine.prints.get(macro.id)
+            vintages = self.store.vintages(macro.series)
+            if not vintages:
+                continue
+            prints += [p for p in macro_prints(self.config, macro, vintages, None)
+                       if p.at <= now and (seen is None or p.at > seen[0].at)]
+        return History(bars, sorted(prints, key=lambda p: (p.at, p.macro)))
+
+    def intraday(self) -> list[Alert]:
+        """Latest prices of the instruments whose exchange is open; intraday rules see provisional states."""
+        now = self.clock.now()
+        open_now = {iid: inst for code, insts in self._by_calendar().items() if calendar.is_open(code, now)
+                    for iid, inst in insts.items()}
+        if not open_now:
+            return []
+        result = self.prices.latest(open_now, now, self.calendar_for)
+        self._count("polls", source="prices")
+        for iid, quote in result.prices.items():
+            self._gauge("data_age_seconds", (now - quote.at).total_seconds(), instrument=iid)
+        if result.errors:
+            self._source_failed("prices", now, "; ".join(f"{i}: {e}" for i, e in sorted(result.errors.items())))
+        if not any("intraday" in r.on for r in self.config.rules) or not result.prices:
+            return []
+        with self.lock:
+            alerts = self.engine.on_intraday(now, {i: q.price for i, q in result.prices.items()})
+            self._count("evaluations", trigger="intraday")
+            fresh = self.dispatcher.submit(alerts, now)
+            self.store.save_state("engine", self.engine.to_data())
+        self._announce(fresh)
+        return fresh
+
+    # ---- jobs -----------------------------------------------------------------------------------------
+    def check_closes(self) -> list[Alert]:
+        """After an exchange's close: fetch the bars still missing for its last closed session; evaluate."""
+        now = self.clock.now()
+        last = self._last_sessions()
+        for code, insts in self._by_calendar().items():
+            session = calendar.last_closed_session(code, now)
+            if session is None:
+                continue
+            missing = {i: inst for i, inst in insts.items() if last.get(i) is None or last[i] < session}
+            if not missing:
+                continue
+            self.refresh_prices(now, 10, missing)
+            still = [i for i in missing if self._last_sessions().get(i, dt.date.min) < session]
+            close_at = calendar.close_times(code, session, session)[session]
+            for iid in still:
+                if now - close_at > CLOSE_LATE and (iid, session) not in self._late_closes:
+                    self._late_closes.add((iid, session))
+                    self.ops("close-late", f"no {session} bar of {self.config.instruments[iid].symbol} "
+                                           f"{int((now - close_at).total_seconds() // 60)} min after the close",
+                             f"{iid}:{session}")
+        return self.advance(now)
+
+    def burst(self, release_id: str, day: dt.date) -> list[Alert]:
+        """From a release's time, poll its series until each shows the day's new observation; evaluate each."""
+        release = self.config.releases[release_id]
+        at = dt.datetime.combine(day, release.time, zoneinfo.ZoneInfo(self.config.timezone))
+        series = sorted({m.series for m in self.config.macro.values() if m.release == release_id})
+        pending = [s for s in series if not self._published(s, day)]  # a restart may find it already in
+        fired: list[Alert] = []
+        late = False
+        while pending and not self.stopping.is_set():
+            now = self.clock.now()
+            since = day - dt.timedelta(days=800)  # enough for the prior period, a year back and 12 first prints
+            if self.refresh_vintages(now, pending, since):
+                seen = [s for s in pending if self._published(s, day)]
+                if seen:
+                    pending = [s for s in pending if s not in seen]
+                    fired += self.advance(self.clock.now())
+            waited = now - at
+            if pending and waited > RELEASE_LATE and not late:
+                late = True
+                self.ops("release-late", f"{release_id} of {day}: no new observation of {', '.join(pending)} "
+                                         f"{int(waited.total_seconds() // 60)} min after {release.time:%H:%M}",
+                         f"{release_id}:{day}")
+            if pending and waited > BURST_GIVE_UP:
+                log.error("release %s of %s: gave up waiting for %s", release_id, day, ", ".join(pending))
+                break
+            if pending:
+                self.clock.sleep(1.0 if waited < BURST_FAST else 15.0 if waited < BURST_SLOW else 120.0)
+        return fired
+
+    def _published(self, series: str, day: dt.date) -> bool:
+        return any(v.realtime_start == day for v in self.store.vintages(series))
+
+    def refresh_schedule(self, now: dt.datetime) -> dict[str, list[dt.date]]:
+        """Release dates from the macro feed's calendar and the config's `dates:`; kept in the store."""
+        today = now.date()
+        for rid, release in self.config.releases.items():
+            try:
+                self.schedule[rid] = self.macro.release_schedule(release, today - dt.timedelta(days=7),
+                                                                 today + dt.timedelta(days=SCHEDULE_DAYS))
+            except FredError as exc:
+                self._source_failed("fred", now, exc.reason)
+                self.schedule.setdefault(rid, list(release.dates))
+        self.store.save_state("schedule", {"updated": now.isoformat(),
+                                           "releases": {r: [d.isoformat() for d in ds]
+                                                        for r, ds in self.schedule.items()}})
+        return self.schedule
+
+    def release_times(self, now: dt.datetime) -> list[tuple[str, dt.date, dt.datetime]]:
+        """(release, day, moment) of every scheduled release still ahead of `now`, or under way today."""
+        tz = zoneinfo.ZoneInfo(self.config.timezone)
+        out = []
+        for rid, days in self.schedule.items():
+            release = self.config.releases.get(rid)
+            for day in days if release else ():
+                at = dt.datetime.combine(day, release.time, tz)
+                if now - at < BURST_GIVE_UP:
+                    out.append((rid, day, at))
+        return sorted(out, key=lambda t: t[2])
+
+    def deliver(self) -> list[Outcome]:
+        """Deliver what the outbox has due."""
+        outcomes = self.dispatcher.deliver_due(self.clock.now())
+        for o in outcomes:
+            self._count("deliveries", channel=o.channel, result="ok" if o.ok else "failed")
+            if not o.ok and o.attempts + 1 == 5:
+                self.ops("delivery-failing", f"channel {o.channel}: 5 failed attempts ({o.reason})",
+                         f"{o.channel}:{o.key}")
+        self._gauge("outbox_depth", self.dispatcher.pending())
+        return outcomes
+
+    def heartbeat(self) -> dict:
+        """Record liveness and the sources' health in the store (for `macrowatch status`)."""
+        now = self.clock.now()
+        for name, h in self.health.items():
+            if h.failing_since and now - h.failing_since > SOURCE_DOWN and not h.alerted:
+                h.alerted = True
+                self.ops("source-down", f"{name} failing since {h.failing_since:%Y-%m-%d %H:%M %Z}: {h.error}",
+                         f"{name}:{h.failing_since.isoformat()}")
+        data = {"started": _iso(self.started), "heartbeat": now.isoformat(), "pid": os.getpid(),
+                "sources": {n: h.to_data() for n, h in self.health.items()}}
+        self.store.save_state("daemon", data)
+        self._gauge("last_heartbeat_timestamp_seconds", now.timestamp())
+        return data
+
+    # ---- reload ---------------------------------------------------------------------------------------
+    def reload(self, config: Config) -> None:
+        """Swap in a new, already validated config, carrying the state of the ids it keeps."""
+        with self.lock:
+            engine = Engine(config)
+            engine.load(self.engine.to_data())
+            self.config, self.engine = config, engine
+            self.dispatcher = self._dispatcher(config)
+            self.store.save_state("engine", engine.to_data())
+        log.info("config reloaded: %s", config.summary())
+
+    # ---- ops alerts and bookkeeping ---------------------------------------------------------------------
+    def ops(self, kind: str, message: str, episode: str) -> None:
+        """An operational alert (to the `ops` channel when there is one), once per episode."""
+        now = self.clock.now()
+        log.error("ops %s: %s", kind, message)
+        notify = ("ops",) if "ops" in self.config.channels else ()
+        alert = Alert(f"ops-{kind}", now, "critical" if kind == "source-down" else "warning", {}, message,
+                      {}, f"ops-{kind}|{episode}", notify, None, "ops")
+        self._announce(self.dispatcher.submit([alert], now))
+
+    def _announce(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            self._count("alerts", rule=a.rule)
+            log.info("alert %s [%s] %s: %s", a.key, a.severity, a.rule, a.message)
+            if self.charts_dir is not None and a.chart:
+                self._save_chart(a)
+            if self.on_alert is not None:
+                self.on_alert(a)
+
+    def _save_chart(self, alert: Alert) -> None:
+        try:
+            png = self._chart_for(alert)
+        except Exception as exc:  # noqa: BLE001 - a chart that cannot be drawn must not stop the alert
+            log.warning("chart for %s failed: %s", alert.key, exc)
+            return
+        if png:
+            self.charts_dir.mkdir(parents=True, exist_ok=True)
+            name = f"{alert.at:%Y%m%d-%H%M}-{alert.rule}.png"
+            (self.charts_dir / name).write_bytes(png)
+
+    def _source_failed(self, name: str, now: dt.datetime, reason: str) -> None:
+        self.health[name].fail(now, reason)
+        log.warning("%s source: %s", name, reason)
+
+    def _count(self, name: str, value: float = 1, **labels: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc(f"macrowatch_{name}_total", value, **labels)
+
+    def _gauge(self, name: str, value: float, **labels: str) -> None:
+        if self.metrics is not None:
+            self.metrics.set(f"macrowatch_{name}", value, **labels)

@@ -1,0 +1,137 @@
+"""When the daemon's jobs run: one APScheduler 3.11 BackgroundScheduler, DST-safe by construction.
+
+No cron trigger is used. Session closes are found by a level-triggered check every minute ("is there a closed
+session whose bars are not evaluated?"), which exchange_calendars answers in UTC, so early closes, holidays
+and DST nights need no special case and a missed check is simply made up by the next one. Release bursts
+are one-shot DateTriggers at the release's local time converted to an absolute moment (zoneinfo), so an
+08:30 release stays 08:30 across DST and no 01:xx job can run twice on the autumn night. APScheduler's
+defaults skip a job late by more than 1 s: here a late job runs however late (misfire_grace_time=None),
+coalesced, one instance at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from macrowatch.app import Daemon
+from macrowatch.config import Config, ConfigError
+
+log = logging.getLogger("macrowatch.scheduler")
+
+JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+
+
+class Runner:
+    """Starts the daemon, runs its jobs on a scheduler, reloads and stops it."""
+
+    def __init__(self, daemon: Daemon, *, closes_every: float = 60.0, deliver_every: float = 2.0,
+                 heartbeat_every: float = 10.0, schedule_every: float = 6 * 3600.0,
+                 intraday_every: float | None = None, on_heartbeat: Callable[[], None] | None = None):
+        self.daemon = daemon
+        self.every = {"closes": closes_every, "deliver": deliver_every, "heartbeat": heartbeat_every,
+                      "schedule": schedule_every}
+        if intraday_every is None:
+            intraday_every = daemon.config.poll_intraday.as_timedelta().total_seconds()
+        if intraday_every > 0:
+            self.every["intraday"] = intraday_every
+        self.on_heartbeat = on_heartbeat
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults=JOB_DEFAULTS,
+                                             executors={"default": ThreadPoolExecutor(4)})
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.stopped = threading.Event()
+        self.errors = 0
+
+    # ---- life cycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Catch up, then schedule every job and start the scheduler's thread."""
+        self.daemon.start()
+        jobs = {"closes": self.daemon.check_closes, "deliver": self.daemon.deliver,
+                "heartbeat": self._heartbeat, "schedule": self._refresh_schedule,
+                "intraday": self.daemon.intraday}
+        for name, seconds in self.every.items():
+            self.scheduler.add_job(jobs[name], "interval", seconds=seconds, id=name, name=name,
+                                   next_run_time=self._wall(self.daemon.clock.now()))
+        self._schedule_releases()
+        self.scheduler.start()
+
+    def run(self) -> None:
+        """Start, then block until `stop()` (a signal handler calls it); finish in-flight jobs and return."""
+        self.start()
+        self.stopped.wait()
+        self.shutdown()
+
+    def run_until(self, when: dt.datetime) -> None:
+        """Start, run until the daemon's clock reads `when`, make the last checks and deliveries, stop."""
+        self.start()
+        while not self.stopped.is_set() and self.daemon.clock.now() < when:
+            self.stopped.wait(0.02)
+        self.shutdown()
+        self.daemon.stopping.clear()
+        self.daemon.check_closes()
+        self.daemon.deliver()
+
+    def stop(self) -> None:
+        """Ask the runner to stop; safe from a signal handler."""
+        self.daemon.stopping.set()
+        self.stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the scheduler, waiting for running jobs (an in-flight send finishes)."""
+        self.daemon.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        log.info("stopped")
+
+    # ---- reload ---------------------------------------------------------------------------------------
+    def request_reload(self, load: Callable[[], Config]) -> None:
+        """Reload on the scheduler's thread (not in a signal handler): all or nothing."""
+        self.scheduler.add_job(self.reload, args=[load], id="reload", replace_existing=True)
+
+    def reload(self, load: Callable[[], Config]) -> bool:
+        """Load and validate the config; on any problem keep the running one and log every error."""
+        try:
+            config = load()
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            log.error("reload refused: %d problem(s); the previous config keeps running", len(exc.problems))
+            return False
+        self.daemon.reload(config)
+        self._refresh_schedule()
+        return True
+
+    # ---- jobs -----------------------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        self.daemon.heartbeat()
+        if self.on_heartbeat is not None:
+            self.on_heartbeat()
+
+    def _refresh_schedule(self) -> None:
+        self.daemon.refresh_schedule(self.daemon.clock.now())
+        self._schedule_releases()
+
+    def _schedule_releases(self) -> None:
+        """A one-shot burst job per scheduled release (one still under way runs at once)."""
+        now = self.daemon.clock.now()
+        for rid, day, at in self.daemon.release_times(now):
+            self.scheduler.add_job(self.daemon.burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
+                                   name=f"release {rid} {day}", run_date=self._wall(max(at, now)),
+                                   replace_existing=True)
+
+    def _wall(self, when: dt.datetime) -> dt.datetime:
+        return self.daemon.clock.to_wall(when)
+
+    def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its time %s", event.job_id, event.scheduled_run_time)
+            return
+        self.errors += 1
+        log.error("job %s failed: %s: %s", event.job_id, type(event.exception).__name__, event.exception,
+                  exc_info=(type(event.exception), event.exception, event.traceback))
