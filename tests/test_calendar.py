@@ -44,3 +44,38 @@ def test_last_closed_session_and_is_open():
 def test_names_include_aliases():
     names = calendar.calendar_names()
     assert {"XNYS", "CMES", "NYSE"} <= names
+
+
+def test_calendar_command_lists_sessions_and_releases(tmp_path, fred_stub, monkeypatch):
+    from click.testing import CliRunner
+
+    from macrowatch.cli import cli
+
+    fred_stub.add_release(50, ["2019-11-08", "2019-12-06", "2020-01-10"])
+    (tmp_path / "mw.yaml").write_text(f"""\
+sources: {{fred: {{api_key: "${{MW_TEST_KEY}}", url: "{fred_stub.base_url}"}}}}
+instruments: {{spx: {{symbol: "^GSPC"}}, rty: {{symbol: "RTY=F", calendar: CMES}}}}
+levels: {{l: {{instrument: spx, price: 1}}}}
+releases:
+  es: {{fred_release_id: 50}}
+  fomc: {{dates: [2019-12-11], time: "14:00"}}
+macro: {{payrolls: {{series: PAYEMS, release: es}}}}
+rules: [{{name: a, when: {{level: l, state: below}}}}]
+""")
+    from stubs.fred import KEY
+
+    monkeypatch.setenv("MW_TEST_KEY", KEY)
+    monkeypatch.setenv("MACROWATCH_NOW", "2019-11-27T12:00:00-05:00")
+    result = CliRunner().invoke(cli, ["calendar", "-c", str(tmp_path / "mw.yaml"), "--days", "15"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    cmes = lines[lines.index("CMES:") + 1:lines.index("XNYS:")]
+    xnys = lines[lines.index("XNYS:") + 1:lines.index("releases:")]
+    assert "  Thu 2019-11-28  closed (holiday)" in xnys
+    assert not any("2019-11-28  closed" in line for line in cmes)  # the futures trade on Thanksgiving
+    assert "  Fri 2019-11-29  09:30-13:00 EST  early close" in xnys
+    assert lines[lines.index("releases:") + 1:] == [
+        "  Fri 2019-12-06 08:30 EST  es (PAYEMS)",
+        "  Wed 2019-12-11 14:00 EST  fomc (no series)",
+    ]
+    assert KEY not in result.output

@@ -34,18 +34,19 @@ def test_ci_runs_the_readme_test_command():
     assert "pip install -e '.[test]'" in test_cmd and "pytest" in test_cmd
 
 
-def test_readme_run_command_works():
-    """The run command's install is the plain one; what it then runs succeeds in this environment."""
+def test_readme_run_command_works(tmp_path):
+    """The run command's install is the plain one; what it then runs (the offline demo) succeeds here."""
     run_cmd = _commands()["run"]
     steps = [s.strip() for s in run_cmd.split("&&")]
     assert steps[0] == "python3 -m venv .venv" and steps[1] == ".venv/bin/pip install ."
     argv = shlex.split(steps[-1])
-    assert argv[0] == ".venv/bin/macrowatch"
+    assert argv == [".venv/bin/macrowatch", "demo"]
     exe = Path(sys.executable).parent / "macrowatch"
-    proc = subprocess.run([str(exe), *argv[1:]], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MACROWATCH_TRADING_URLS": "", "MACROWATCH_OPS_URLS": ""})
+    proc = subprocess.run([str(exe), *argv[1:]], cwd=REPO, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "HOME": str(tmp_path), "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "critical spx-breakout-with-jobs" in " ".join(proc.stdout.split())
 
 
 def test_every_command_is_documented():

@@ -84,6 +84,7 @@ class Daemon:
                                                                      "fred": SourceHealth()})
     schedule: dict[str, list[dt.date]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    deliver_lock: threading.Lock = field(default_factory=threading.Lock)  # one delivery pass at a time
     stopping: threading.Event = field(default_factory=threading.Event)
     started: dt.datetime | None = None
     warm: bool = field(init=False)           # True once the engine has state: alerts count from then on
@@ -184,6 +185,8 @@ class Daemon:
             fresh = self.dispatcher.submit(alerts, now) if submit else []
             self.store.save_state("engine", self.engine.to_data())  # after the outbox: a crash repeats, never loses
         self._announce(fresh)
+        if fresh and submit:
+            self.deliver()  # at once, on this thread: the 08:30 alert must not wait for the delivery job
         return fresh
 
     def _unseen(self, now: dt.datetime) -> History:
@@ -225,6 +228,8 @@ class Daemon:
             fresh = self.dispatcher.submit(alerts, now)
             self.store.save_state("engine", self.engine.to_data())
         self._announce(fresh)
+        if fresh:
+            self.deliver()
         return fresh
 
     # ---- jobs -----------------------------------------------------------------------------------------
@@ -310,13 +315,14 @@ class Daemon:
         return sorted(out, key=lambda t: t[2])
 
     def deliver(self) -> list[Outcome]:
-        """Deliver what the outbox has due."""
-        outcomes = self.dispatcher.deliver_due(self.clock.now())
+        """Deliver what the outbox has due (one pass at a time: two at once could send an alert twice)."""
+        with self.deliver_lock:
+            outcomes = self.dispatcher.deliver_due(self.clock.now())
         for o in outcomes:
             self._count("deliveries", channel=o.channel, result="ok" if o.ok else "failed")
-            if not o.ok and o.attempts + 1 == 5:
+            if not o.ok and o.attempts + 1 == 5:  # one ops alert per channel and day, not one per alert
                 self.ops("delivery-failing", f"channel {o.channel}: 5 failed attempts ({o.reason})",
-                         f"{o.channel}:{o.key}")
+                         f"{o.channel}:{self.clock.now():%Y-%m-%d}")
         self._gauge("outbox_depth", self.dispatcher.pending())
         return outcomes
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zoneinfo
 from pathlib import Path
 
 import click
@@ -292,6 +293,120 @@ def fetch(config_path: Path, since) -> None:
         click.echo(f"macrowatch fetch: failed: {failure}", err=True)
     if report.failures:
         sys.exit(1)
+
+
+@cli.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Run the daemon in the foreground: poll prices and releases, evaluate the rules, send the alerts.
+
+    Logs go to stdout, one line per event. Under systemd (Type=notify) it reports READY, WATCHDOG and
+    STATUS. SIGHUP reloads the config all or nothing (a bad config keeps the running one and logs every
+    error); SIGTERM stops after the sends under way. An unset ${VAR} of a channel is an error here.
+
+    \b
+    Example:
+        macrowatch run -c /etc/macrowatch/config.yaml
+    """
+    from macrowatch import service
+
+    config = load_or_exit(config_path, for_run=True)
+    sys.exit(service.run(config_path, config))
+
+
+@cli.command()
+@click.option("--notify", "urls", multiple=True, metavar="URL",
+              help="Also deliver each alert, with its chart, to this apprise URL (repeatable).")
+@click.option("--charts", "charts_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write the charts (and the demo's config and log) here. Default: a new temporary folder.")
+@click.option("--speed", type=click.FloatRange(min=1.0), help="Scenario seconds per real second. Default: "
+              "the whole scenario in about 30 s.")
+def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) -> None:
+    """See macrowatch work in half a minute, offline: the real daemon on a bundled scenario of spring 2017.
+
+    The S&P 500 presses on 2400, the Nasdaq 100 makes new highs, the Russell 2000 breaks out falsely, and a
+    jobs-report beat breaks the S&P 500 out. An accelerated clock plays three months through the scheduler,
+    the engine, a temporary SQLite store and the outbox; each alert is printed as it fires, its chart is
+    written to a folder, and it is delivered to any --notify URL. Exit 0, or 1 when a delivery failed.
+
+    \b
+    Example:
+        macrowatch demo
+        macrowatch demo --notify json://127.0.0.1:8000/ --charts ./demo-charts
+    """
+    from macrowatch.demo.run import bad_urls, run_demo
+
+    if bad := bad_urls(urls):
+        raise click.BadParameter(f"not an apprise URL (scheme://...): {bad[0]!r}", param_hint="--notify")
+    result = run_demo(urls, charts_dir, speed, click.echo)
+    sys.exit(1 if result.unsent else 0)
+
+
+@cli.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(config_path: Path, fmt: str) -> None:
+    """Show what the store knows now: each level's state and price, the last data, the next releases,
+    the daemon's heartbeat and sources, the pending outbox and the last sends.
+
+    Reads the store only (exit 1 when there is none). Channels are shown by id, never by URL.
+
+    \b
+    Example:
+        macrowatch status -c rules/breakout-jobs.yaml
+        sudo STATE_DIRECTORY=/var/lib/macrowatch macrowatch status -c /etc/macrowatch/config.yaml --format json
+    """
+    import json
+
+    from macrowatch.clock import system_clock
+    from macrowatch.status import collect, open_existing, render
+    from macrowatch.store import StoreError
+
+    config = load_or_exit(config_path)
+    try:
+        store = open_existing(config)
+    except StoreError as exc:
+        click.echo(f"macrowatch status: {exc}", err=True)
+        sys.exit(1)
+    with store:
+        report = collect(config, store, system_clock().now())
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for line in render(report, config.timezone):
+            click.echo(line)
+
+
+@cli.command("calendar")
+@config_option
+@click.option("--days", type=click.IntRange(1, 366), default=14, show_default=True, help="How far ahead.")
+def calendar_cmd(config_path: Path, days: int) -> None:
+    """List the coming exchange sessions (early closes and holidays marked) and macro releases.
+
+    Release dates come from FRED's release calendar (with an API key) and the config's `dates:`.
+
+    \b
+    Example:
+        macrowatch calendar -c rules/breakout-jobs.yaml --days 30
+    """
+    from macrowatch.calendar_view import release_lines, session_lines
+    from macrowatch.clock import system_clock
+
+    config = load_or_exit(config_path)
+    today = system_clock().now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    macro = None
+    if config.fred.api_key and any(r.fred_release_id for r in config.releases.values()):
+        from macrowatch.sources.fred import FredClient
+
+        macro = FredClient.from_config(config.fred)
+    for line in session_lines(config, today, days):
+        click.echo(line)
+    lines, problems = release_lines(config, macro, today, days)
+    click.echo("releases:" if lines else "releases: none scheduled in this window")
+    for line in lines:
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"macrowatch calendar: {problem}", err=True)
 
 
 def main() -> None:

@@ -60,9 +60,13 @@ class OffsetClock(Clock):
     def __init__(self, start: dt.datetime):
         self._start = start
         self._t0 = time.monotonic()
+        self._wall0 = dt.datetime.now(dt.UTC)
 
     def now(self) -> dt.datetime:
         return self._start + dt.timedelta(seconds=time.monotonic() - self._t0)
+
+    def to_wall(self, when: dt.datetime) -> dt.datetime:
+        return self._wall0 + (when - self._start)
 
 
 def system_clock() -> Clock:

@@ -46,30 +46,42 @@ class Runner:
                                              executors={"default": ThreadPoolExecutor(4)})
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self.stopped = threading.Event()
+        self.caught_up = threading.Event()
         self.errors = 0
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Catch up, then schedule every job and start the scheduler's thread."""
+        """Start the scheduler's thread with one job: catch up, then schedule every other job.
+
+        Returns at once, so that the process is ready for systemd while the catch-up (which may fetch years
+        of history on a first start) runs; no other job runs before it has finished.
+        """
+        self.caught_up = threading.Event()
+        self.scheduler.add_job(self._startup, id="startup", name="startup")
+        self.scheduler.start()
+
+    def _startup(self) -> None:
         self.daemon.start()
         jobs = {"closes": self.daemon.check_closes, "deliver": self.daemon.deliver,
                 "heartbeat": self._heartbeat, "schedule": self._refresh_schedule,
                 "intraday": self.daemon.intraday}
+        now = self._wall(self.daemon.clock.now())
         for name, seconds in self.every.items():
-            self.scheduler.add_job(jobs[name], "interval", seconds=seconds, id=name, name=name,
-                                   next_run_time=self._wall(self.daemon.clock.now()))
+            self.scheduler.add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now)
         self._schedule_releases()
-        self.scheduler.start()
+        self.caught_up.set()
 
     def run(self) -> None:
         """Start, then block until `stop()` (a signal handler calls it); finish in-flight jobs and return."""
         self.start()
-        self.stopped.wait()
+        while not self.stopped.wait(1.0):
+            pass
         self.shutdown()
 
     def run_until(self, when: dt.datetime) -> None:
         """Start, run until the daemon's clock reads `when`, make the last checks and deliveries, stop."""
         self.start()
+        self.caught_up.wait()
         while not self.stopped.is_set() and self.daemon.clock.now() < when:
             self.stopped.wait(0.02)
         self.shutdown()

@@ -1,0 +1,239 @@
+"""`macrowatch status`: what the store knows now, as aligned text or JSON. Reads only; never sends.
+
+The report is plain data (`collect`), so that `--format json` and the text (`render`) cannot disagree.
+Channels appear by id only: nothing here reads a channel's URLs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from macrowatch.config.types import Config
+from macrowatch.engine.evaluator import Engine
+from macrowatch.store import Store, StoreError, default_path, open_store
+
+NO_EVALUATIONS = "no evaluations yet: run `macrowatch run` or `macrowatch fetch`"
+STALE_AFTER = dt.timedelta(minutes=5)  # the daemon beats every few seconds; minutes of silence mean it is down
+SENT_SHOWN = 5
+
+Report = dict[str, Any]
+
+
+def open_existing(config: Config) -> Store:
+    """Open the config's store; a store that does not exist is an error here, not created empty."""
+    target = config.store
+    if target is None or "://" not in str(target):
+        path = Path(target).expanduser() if target is not None else default_path()
+        if not path.exists():
+            raise StoreError(f"no store at {path}: run `macrowatch run` or `macrowatch fetch` first")
+    return open_store(target)
+
+
+def collect(config: Config, store: Store, now: dt.datetime) -> Report:
+    """Everything `status` shows, as JSON-able data (times ISO-8601, ages in seconds)."""
+    return {"store": store.name, "now": now.isoformat(), "daemon": _daemon(store, now),
+            **_engine(config, store), "data": _data(config, store, now),
+            "next_releases": _releases(config, store, now), "outbox": _outbox(store)}
+
+
+# ---- gathering --------------------------------------------------------------------------------------
+
+def _age(now: dt.datetime, then: str | None) -> float | None:
+    return None if then is None else (now - dt.datetime.fromisoformat(then)).total_seconds()
+
+
+def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
+    saved = store.load_state("daemon")
+    if saved is None:
+        return None
+    age = _age(now, saved.get("heartbeat"))
+    sources = {name: {**s, "last_ok_age": _age(now, s.get("last_ok")),
+                      "failing_for": _age(now, s.get("failing_since"))}
+               for name, s in sorted((saved.get("sources") or {}).items())}
+    return {"pid": saved.get("pid"), "started": saved.get("started"), "heartbeat": saved.get("heartbeat"),
+            "heartbeat_age": age, "stale": age is None or age > STALE_AFTER.total_seconds(), "sources": sources}
+
+
+def _engine(config: Config, store: Store) -> dict[str, Any]:
+    saved = store.load_state("engine")
+    if saved is None:
+        return {"levels": None, "prints": [], "engine_error": None}
+    engine = Engine(config)
+    try:
+        engine.load(saved)
+    except (ValueError, KeyError, TypeError) as exc:
+        # A state from another version or a changed config: say so, show the rest of the report.
+        return {"levels": None, "prints": [], "engine_error": f"saved engine state unreadable: {exc}"}
+    levels = [{"level": lid, "instrument": m.level.instrument, "state": m.state, "price": m.price,
+               "last_close": m.last_close,
+               "session": _iso(engine.sessions.get(m.level.instrument))}
+              for lid, m in engine.machines.items()]
+    prints = [{"macro": mid, "at": p.at.isoformat(), "ref_period": p.ref_period.isoformat(), "actual": p.actual,
+               "consensus": p.consensus, "consensus_source": p.consensus_source, "outcome": p.outcome}
+              for mid, (p, _bar) in sorted(engine.prints.items())]
+    return {"levels": levels, "prints": prints, "engine_error": None}
+
+
+def _iso(d: dt.date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _data(config: Config, store: Store, now: dt.datetime) -> list[dict[str, Any]]:
+    held = {(kind, ident): (rows, last) for kind, ident, rows, _first, last in store.summary()}
+    today = now.astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    configured = [("instrument", iid) for iid in config.instruments]
+    configured += [("series", s) for s in sorted({m.series for m in config.macro.values()})]
+    stray = [k for k in sorted(held) if k not in configured]  # kept from an earlier config: still shown
+    out = []
+    for kind, ident in configured + stray:
+        rows, last = held.get((kind, ident), (0, None))
+        inst = config.instruments.get(ident) if kind == "instrument" else None
+        out.append({"kind": kind, "id": ident, "symbol": inst.symbol if inst else None, "rows": rows,
+                    "last": last, "age_days": (today - dt.date.fromisoformat(last)).days if last else None,
+                    "configured": (kind, ident) in configured})
+    return out
+
+
+def _releases(config: Config, store: Store, now: dt.datetime) -> list[dict[str, Any]]:
+    saved = store.load_state("schedule") or {}
+    schedule = saved.get("releases") or {}
+    zone = zoneinfo.ZoneInfo(config.timezone)
+    out = []
+    for rid, release in config.releases.items():
+        if rid in schedule:
+            dates, source = [dt.date.fromisoformat(d) for d in schedule[rid]], "calendar"
+        else:
+            dates, source = list(release.dates), "config"
+        upcoming = sorted(t for t in (dt.datetime.combine(d, release.time, zone) for d in dates) if t >= now)
+        out.append({"release": rid, "next": upcoming[0].isoformat() if upcoming else None, "source": source,
+                    "in_seconds": (upcoming[0] - now).total_seconds() if upcoming else None,
+                    "schedule_updated": saved.get("updated") if source == "calendar" else None})
+    return sorted(out, key=lambda r: (r["next"] is None, r["next"] or "", r["release"]))
+
+
+def _outbox(store: Store) -> dict[str, Any]:
+    sent = []
+    for key, channel, at in store.sent_log(SENT_SHOWN):
+        # The key is rule|labels|event (engine._alert); the rule and the event name the alert.
+        parts = key.split("|")
+        sent.append({"at": at.isoformat(), "channel": channel, "rule": parts[0],
+                     "labels": parts[1] if len(parts) > 2 else "", "event": parts[-1] if len(parts) > 1 else ""})
+    return {"pending": store.pending(), "sent": sent}
+
+
+# ---- text -------------------------------------------------------------------------------------------
+
+def ago(seconds: float | None) -> str:
+    """A duration as one rounded unit: 45s, 12m, 3h, 2d."""
+    if seconds is None:
+        return "never"
+    s = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{int(s // size)}{unit}"
+    return f"{int(s)}s"
+
+
+def _when(iso: str | None, zone: zoneinfo.ZoneInfo) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if iso else "-"
+
+
+def _num(x: float | None, signed: bool = False) -> str:
+    return "-" if x is None else f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Rows with their columns padded to a common width (the last column is not padded)."""
+    if not rows:
+        return []
+    keep = [i for i in range(len(rows[0])) if any(r[i] for r in rows)]  # a column empty everywhere: gone
+    rows = [[r[i] for i in keep] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]).rstrip()
+            for r in rows]
+
+
+def render(report: Report, timezone: str) -> list[str]:
+    """The report as lines of aligned text, times in the config's timezone."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    lines = [f"store: {report['store']}"]
+    lines += _daemon_lines(report["daemon"], zone)
+    lines += _level_lines(report, zone)
+    lines += _data_lines(report["data"])
+    lines += _release_lines(report["next_releases"], zone)
+    lines += _outbox_lines(report["outbox"], zone)
+    return lines
+
+
+def _daemon_lines(d: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> list[str]:
+    if d is None:
+        return ["daemon: no heartbeat recorded (`macrowatch run` has not run on this store)"]
+    head = (f"daemon: pid {d['pid']}, started {_when(d['started'], zone)}, "
+            f"last heartbeat {ago(d['heartbeat_age'])} ago")
+    if d["stale"]:
+        head += " (stale: the daemon is not running, or is stuck)"
+    rows = []
+    for name, s in d["sources"].items():
+        if s.get("failing_since"):
+            rows.append([name, f"failing for {ago(s['failing_for'])} (since {_when(s['failing_since'], zone)}): "
+                               f"{s.get('error') or 'unknown error'}"])
+        elif s.get("last_ok"):
+            rows.append([name, f"ok, last success {ago(s['last_ok_age'])} ago"])
+        else:
+            rows.append([name, "not polled yet"])
+    return [head, *table(rows)]
+
+
+def _level_lines(report: Report, zone: zoneinfo.ZoneInfo) -> list[str]:
+    if report["engine_error"]:
+        return [f"levels: {report['engine_error']}"]
+    if report["levels"] is None:
+        return [f"levels: {NO_EVALUATIONS}"]
+    rows = [[lv["level"], lv["instrument"], lv["state"], _num(lv["price"]),
+             f"last close {_num(lv['last_close'])}" + (f" on {lv['session']}" if lv["session"] else "")]
+            for lv in report["levels"]]
+    lines = ["levels:", *table(rows)]
+    if report["prints"]:
+        rows = [[p["macro"], _when(p["at"], zone), f"actual {_num(p['actual'], True)}",
+                 f"consensus {_num(p['consensus'], True)}", p["outcome"]] for p in report["prints"]]
+        lines += ["last releases:", *table(rows)]
+    return lines
+
+
+def _data_lines(data: list[dict[str, Any]]) -> list[str]:
+    if not any(d["rows"] for d in data):
+        return ["data: no bars or observations stored yet"]
+    rows = []
+    for d in data:
+        what = "last close" if d["kind"] == "instrument" else "last period"
+        when = (f"{what} {d['last']} ({'today' if d['age_days'] == 0 else ago(d['age_days'] * 86400) + ' ago'})"
+                if d["last"] else "no data")
+        noun = "bar" if d["kind"] == "instrument" else "row"
+        count = f"{d['rows']} {noun}{'' if d['rows'] == 1 else 's'}"
+        rows.append([d["kind"], d["id"], d["symbol"] or "", when, count + ("" if d["configured"]
+                                                                          else " (not in config)")])
+    return ["data:", *table(rows)]
+
+
+def _release_lines(releases: list[dict[str, Any]], zone: zoneinfo.ZoneInfo) -> list[str]:
+    if not releases:
+        return []
+    rows = []
+    for r in releases:
+        origin = "from the release calendar" if r["source"] == "calendar" else "from the config's dates"
+        if r["next"]:
+            rows.append([r["release"], _when(r["next"], zone), f"in {ago(r['in_seconds'])}", origin])
+        else:
+            rows.append([r["release"], "no upcoming date known", "", origin])
+    return ["next releases:", *table(rows)]
+
+
+def _outbox_lines(outbox: dict[str, Any], zone: zoneinfo.ZoneInfo) -> list[str]:
+    lines = [f"outbox: {outbox['pending']} pending"]
+    if not outbox["sent"]:
+        return [*lines, "last sent: nothing sent yet"]
+    rows = [[_when(s["at"], zone), s["channel"], s["rule"], s["event"]] for s in outbox["sent"]]
+    return [*lines, "last sent:", *table(rows)]
