@@ -95,9 +95,9 @@ def world(tmp_path, yahoo_stub: YahooStub, fred_stub: FredStub, webhook: Webhook
            "NO_PROXY": "127.0.0.1,localhost", "MACROWATCH_LOG_FORMAT": "kv"}
     started: list[Daemon] = []
 
-    def start(now: dt.datetime, release_time: str = "08:30") -> Daemon:
-        (tmp_path / "mw.yaml").write_text(CONFIG.format(fred=fred_stub.base_url, yahoo=yahoo_stub.url,
-                                                        time=release_time))
+    def start(now: dt.datetime, release_time: str = "08:30", extra: str = "") -> Daemon:
+        (tmp_path / "mw.yaml").write_text(extra + CONFIG.format(fred=fred_stub.base_url, yahoo=yahoo_stub.url,
+                                                                time=release_time))
         daemon = Daemon(tmp_path, now, env)
         started.append(daemon)
         return daemon
@@ -165,3 +165,33 @@ def test_restart_after_a_missed_close_catches_up_exactly_once(world):
     assert third.stop() == 0
     assert [m for m in messages(webhook) if "above 100" in m] == breakouts
     assert json.loads(webhook.delivered()[0].body)["title"]
+
+
+def test_health_endpoint_and_metrics(world):
+    import socket
+    import urllib.request
+
+    start, *_ = world
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    daemon = start(dt.datetime(2019, 8, 1, 18, 0, tzinfo=NY), extra=f"health: {{listen: '127.0.0.1:{port}'}}\n")
+    try:
+        daemon.wait_for_line("warmed up")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200 and r.read().strip() == b"ok"
+                    break
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        assert 'macrowatch_polls_total{source="prices"}' in text
+        assert 'macrowatch_data_age_seconds{instrument="spx"}' in text
+        assert "macrowatch_up 1" in text
+    finally:
+        assert daemon.stop() == 0

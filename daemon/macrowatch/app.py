@@ -338,7 +338,27 @@ class Daemon:
                 "sources": {n: h.to_data() for n, h in self.health.items()}}
         self.store.save_state("daemon", data)
         self._gauge("last_heartbeat_timestamp_seconds", now.timestamp())
+        self._data_ages(now)
         return data
+
+    def _data_ages(self, now: dt.datetime) -> None:
+        """The age of each instrument's last bar (from its close) and each series' last release."""
+        if self.metrics is None:
+            return
+        for kind, ident, _rows, _first, last in self.store.summary():
+            if kind == "instrument" and last:
+                bars = self.store.bars(ident, dt.date.fromisoformat(last[:10]))
+                if bars:
+                    self._gauge("data_age_seconds", (now - bars[-1].at).total_seconds(), instrument=ident)
+        for mid, (p, _bar) in self.engine.prints.items():
+            if mid in self.config.macro:
+                self._gauge("data_age_seconds", (now - p.at).total_seconds(), series=self.config.macro[mid].series)
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: what it watches and what waits in the outbox."""
+        failing = [n for n, h in self.health.items() if h.failing_since]
+        return (f"{len(self.config.instruments)} instruments, {len(self.config.rules)} rules; "
+                f"outbox {self.dispatcher.pending()}" + (f"; failing: {', '.join(failing)}" if failing else ""))
 
     # ---- reload ---------------------------------------------------------------------------------------
     def reload(self, config: Config) -> None:

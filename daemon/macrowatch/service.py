@@ -66,7 +66,11 @@ def run(config_path: Path, config: Config) -> int:
     metrics = health.Metrics()
     daemon = build(config, clock, metrics)
     beat = min(10.0, (sdnotify.watchdog_interval() or 20.0) / 2)
-    runner = Runner(daemon, heartbeat_every=beat, on_heartbeat=sdnotify.watchdog)
+    def on_heartbeat() -> None:
+        sdnotify.watchdog()
+        sdnotify.status(daemon.status_line())
+
+    runner = Runner(daemon, heartbeat_every=beat, on_heartbeat=on_heartbeat)
     server = None
     if config.health is not None:
         server = health.HealthServer(config.health.host, config.health.port, metrics, healthy(runner, clock, beat))
