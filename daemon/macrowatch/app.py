@@ -25,7 +25,7 @@ from macrowatch.model import Alert, Bar, Print
 from macrowatch.notify.chart import chart_source
 from macrowatch.notify.outbox import Dispatcher, Outcome
 from macrowatch.notify.render import Context
-from macrowatch.replay import History, events, macro_prints
+from macrowatch.replay import History, macro_prints
 from macrowatch.sources import calendar
 from macrowatch.sources.base import FredError, MacroFeed, PriceFeed
 
@@ -175,13 +175,11 @@ class Daemon:
     def advance(self, now: dt.datetime, submit: bool = True) -> list[Alert]:
         """Feed the engine every event up to `now` it has not seen, in time order; submit the alerts."""
         with self.lock:
-            alerts: list[Alert] = []
-            for at, kind, payload in events(self._unseen(now)):
-                if kind == "release":
-                    alerts += self.engine.on_release(at, payload)
-                else:
-                    alerts += self.engine.on_close(at, payload)
-                self._count("evaluations", trigger=kind)
+            unseen = self._unseen(now)
+            alerts = self.engine.feed(unseen.columns(), unseen.prints)
+            closes = {t for b in unseen.bars.values() for t in (x.at for x in b)}
+            self._count("evaluations", len(closes), trigger="close")
+            self._count("evaluations", len({p.at for p in unseen.prints}), trigger="release")
             fresh = self.dispatcher.submit(alerts, now) if submit else []
             self.store.save_state("engine", self.engine.to_data())  # after the outbox: a crash repeats, never loses
         self._announce(fresh)

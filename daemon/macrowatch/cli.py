@@ -134,7 +134,7 @@ def _send_replayed(config: Config, history, alerts: list) -> bool:
     from macrowatch.store import open_store
 
     releases = [p.at for p in history.prints]
-    chart_for = chart_source(config, lambda iid: history.bars.get(iid, []), lambda _alert: releases)
+    chart_for = chart_source(config, history.bar_list, lambda _alert: releases)
     clock = Clock()
     with tempfile.TemporaryDirectory(prefix="macrowatch-replay-") as tmp, \
             open_store(Path(tmp) / "outbox.sqlite") as store:

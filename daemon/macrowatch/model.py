@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Bar:
@@ -77,3 +79,52 @@ def _plain(value: Any) -> Any:
         return round(value, 6)
     return value
 
+
+
+@dataclass(frozen=True)
+class Bars:
+    """An instrument's daily bars as columns, in session order (replay feeds years of them at once)."""
+
+    session: np.ndarray   # datetime64[D]
+    at: np.ndarray        # datetime64[ns], the session's close in UTC
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    @classmethod
+    def from_list(cls, bars: list[Bar]) -> Bars:
+        """Columns from Bar objects."""
+        return cls(np.array([b.session for b in bars], dtype="datetime64[D]"),
+                   np.array([b.at.astimezone(dt.UTC).replace(tzinfo=None) for b in bars], dtype="datetime64[ns]"),
+                   *(np.array([getattr(b, f) for b in bars], dtype=float)
+                     for f in ("open", "high", "low", "close", "volume")))
+
+    def after(self, session: dt.date | None) -> Bars:
+        """The bars of sessions after `session` (all of them for None)."""
+        if session is None:
+            return self
+        i = int(np.searchsorted(self.session, np.datetime64(session, "D"), side="right"))
+        return Bars(*(getattr(self, f)[i:] for f in _COLUMNS))
+
+    def bar(self, i: int) -> Bar:
+        """Row i as a Bar."""
+        return Bar(self.session[i].astype(dt.date), _utc(self.at[i]), float(self.open[i]), float(self.high[i]),
+                   float(self.low[i]), float(self.close[i]), float(self.volume[i]))
+
+    def to_list(self) -> list[Bar]:
+        return [self.bar(i) for i in range(len(self))]
+
+
+_COLUMNS = ("session", "at", "open", "high", "low", "close", "volume")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _utc(ns: np.datetime64) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=int(ns.astype("datetime64[ns]").astype(np.int64)) // 1000)

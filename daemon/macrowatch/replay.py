@@ -12,20 +12,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from macrowatch.config.types import Config, Macro
 from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import SeriesHistory, prints
-from macrowatch.model import Alert, Bar, Print, Vintage
+from macrowatch.engine.timeline import ns
+from macrowatch.model import Alert, Bar, Bars, Print, Vintage
 from macrowatch.sources import files
-from macrowatch.sources.calendar import close_times
+from macrowatch.sources.calendar import close_columns
 
 
 @dataclass
 class History:
-    """Everything a replay feeds the engine: daily bars per instrument and every release print."""
+    """Everything a replay feeds the engine: daily bars per instrument (columns, or a list of Bars) and
+    every release print."""
 
-    bars: dict[str, list[Bar]] = field(default_factory=dict)
+    bars: dict[str, Bars | list[Bar]] = field(default_factory=dict)
     prints: list[Print] = field(default_factory=list)
+
+    def columns(self) -> dict[str, Bars]:
+        """The bars as columns."""
+        return {i: b if isinstance(b, Bars) else Bars.from_list(b) for i, b in self.bars.items()}
+
+    def bar_list(self, instrument: str) -> list[Bar]:
+        """One instrument's bars as Bar objects (charts want them)."""
+        b = self.bars.get(instrument, [])
+        return b.to_list() if isinstance(b, Bars) else list(b)
 
 
 def load_history(config: Config, data_dir: Path) -> History:
@@ -33,17 +46,14 @@ def load_history(config: Config, data_dir: Path) -> History:
 
     Raises files.DataError naming the file and row of anything missing or malformed.
     """
-    tz = zoneinfo.ZoneInfo(config.timezone)
-    raw = {iid: files.read_prices(files.price_file(data_dir, inst.symbol))
-           for iid, inst in config.instruments.items()}
     bars = {}
-    for iid, rows in raw.items():
-        if not rows:
-            raise files.DataError(f"{files.price_file(data_dir, config.instruments[iid].symbol)}: no bars")
-        code = config.instruments[iid].calendar or config.calendar
-        closes = close_times(code, rows[0][0], rows[-1][0])
-        bars[iid] = [Bar(d, closes.get(d) or dt.datetime.combine(d, dt.time(16), tz), o, h, lo, c, v)
-                     for d, o, h, lo, c, v in rows]
+    for iid, inst in config.instruments.items():
+        path = files.price_file(data_dir, inst.symbol)
+        cols = files.read_prices(path)
+        if not len(cols):
+            raise files.DataError(f"{path}: no bars")
+        at = close_array(inst.calendar or config.calendar, cols.session, zoneinfo.ZoneInfo(config.timezone))
+        bars[iid] = Bars(cols.session, at, cols.open, cols.high, cols.low, cols.close, cols.volume)
     consensus_file = data_dir / "macro" / "consensus.csv"
     overrides = files.read_consensus(consensus_file) if consensus_file.is_file() else {}
     vintages: dict[str, list[Vintage]] = {}
@@ -71,13 +81,26 @@ def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
     return prints(macro, history, release_at, consensus, label)
 
 
+def close_array(code: str, sessions: np.ndarray, tz: zoneinfo.ZoneInfo) -> np.ndarray:
+    """Each session's close (datetime64[ns] UTC) from the exchange calendar; 16:00 local where it has none."""
+    keys, values = close_columns(code, sessions[0].astype(dt.date), sessions[-1].astype(dt.date))
+    if not len(keys):
+        keys, values = np.array([sessions[0]]), np.array([np.datetime64("NaT", "ns")])
+    i = np.clip(np.searchsorted(keys, sessions), 0, len(keys) - 1)
+    out = values[i].copy()
+    for j in np.flatnonzero(keys[i] != sessions):  # rare: a row on a day the calendar has no session
+        d = sessions[j].astype(dt.date)
+        out[j] = np.datetime64(dt.datetime.combine(d, dt.time(16), tz).astimezone(dt.UTC).replace(tzinfo=None), "ns")
+    return out
+
+
 def events(history: History) -> Iterator[tuple[dt.datetime, str, object]]:
     """("release", [Print]) and ("close", {instrument: Bar}) in time order; a release first at a tie."""
     timeline: dict[tuple[dt.datetime, int], object] = {}
     for p in history.prints:
         timeline.setdefault((p.at, 0), []).append(p)
-    for iid, bars in history.bars.items():
-        for bar in bars:
+    for iid in history.bars:
+        for bar in history.bar_list(iid):
             timeline.setdefault((bar.at, 1), {})[iid] = bar
     for at, kind in sorted(timeline):
         yield at, ("release" if kind == 0 else "close"), timeline[(at, kind)]
@@ -90,12 +113,18 @@ def run(engine: Engine, history: History, start: dt.date | None = None, end: dt.
     Events before `start` warm the state up; their alerts are dropped. Events after `end` are not fed.
     """
     zone = zoneinfo.ZoneInfo(tz)
-    out: list[Alert] = []
-    for at, kind, payload in events(history):
-        day = at.astimezone(zone).date()
-        if end is not None and day > end:
-            break
-        alerts = engine.on_release(at, payload) if kind == "release" else engine.on_close(at, payload)
-        if start is None or day >= start:
-            out.extend(alerts)
-    return out
+    bars, prints_ = history.columns(), list(history.prints)
+    if end is not None:
+        limit = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+        cut = np.datetime64(limit.astimezone(dt.UTC).replace(tzinfo=None), "ns")
+        bars = {i: _until(b, cut) for i, b in bars.items()}
+        prints_ = [p for p in prints_ if p.at < limit]
+    # A bar given as an object keeps its moment's time zone in the alerts; columns are UTC.
+    stamps = {ns(b.at): b.at for v in history.bars.values() if not isinstance(v, Bars) for b in v}
+    alerts = engine.feed(bars, prints_, stamps)
+    return [a for a in alerts if start is None or a.at.astimezone(zone).date() >= start]
+
+
+def _until(b: Bars, cut: np.datetime64) -> Bars:
+    n = int(np.searchsorted(b.at, cut, side="left"))
+    return Bars(b.session[:n], b.at[:n], b.open[:n], b.high[:n], b.low[:n], b.close[:n], b.volume[:n])

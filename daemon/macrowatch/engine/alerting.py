@@ -63,8 +63,10 @@ def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_ind
     held back for that whole stretch).
     """
     if not holds:  # only a close that breaks the run resets the count of `for: N bars` (a dip intraday does not)
-        return replace(state, phase=Phase.INACTIVE, since=None,
-                       true_closes=0 if on_close else state.true_closes), False
+        closes = 0 if on_close else state.true_closes
+        if state.phase is Phase.INACTIVE and state.since is None and state.true_closes == closes:
+            return state, False  # nothing changes: the common case of a replay, kept cheap
+        return RuleState(Phase.INACTIVE, None, closes, state.last_fired, state.last_fired_bar), False
     since = state.since or now
     closes = state.true_closes + (1 if on_close else 0)
     state = replace(state, since=since, true_closes=closes)

@@ -42,7 +42,7 @@ class View:
     closes: Mapping[str, list[float]]              # recent closes per instrument, oldest first
     prints: Mapping[str, tuple[Print, int]]        # latest print per macro, with the bar index when it came
     released: frozenset[str] = frozenset()         # macro ids printed at this evaluation
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] | None = field(default_factory=dict)  # None: decide only, record nothing
 
 
 def within(d: Duration | None, since: dt.datetime, since_bar: int, view: View, released_now: bool) -> bool:
@@ -78,9 +78,13 @@ def _level(c: LevelIn | LevelEntered, view: View) -> bool:
     lv = view.levels[c.level]
     if isinstance(c, LevelIn):
         ok = lv.state in c.states
+        if view.evidence is None:
+            return ok
         key = f"{c.level} state in [{', '.join(c.states)}]" if len(c.states) > 1 else f"{c.level} {c.states[0]}"
     else:
         ok = lv.entered == c.state
+        if view.evidence is None:
+            return ok
         key = f"{c.level} entered {c.state}"
     view.evidence[key] = {"holds": ok, "state": lv.state, "level": lv.price, "close": lv.close}
     return ok
@@ -90,11 +94,14 @@ def _release(c: ReleaseOutcome, view: View) -> bool:
     key = f"{c.macro} {c.outcome.value}" + (f" within {c.within}" if c.within else "")
     latest = view.prints.get(c.macro)
     if latest is None:
-        view.evidence[key] = {"holds": False, "print": None}
+        if view.evidence is not None:
+            view.evidence[key] = {"holds": False, "print": None}
         return False
     p, bar = latest
     recent = within(c.within, p.at, bar, view, c.macro in view.released)
     ok = recent and (c.outcome.value == "any" or p.outcome == c.outcome.value)
+    if view.evidence is None:
+        return ok
     view.evidence[key] = {"holds": ok, "outcome": p.outcome, "actual": p.actual, "consensus": p.consensus,
                           "surprise": p.surprise, "prior": p.prior, "ref_period": p.ref_period,
                           "released_at": p.at, "consensus_source": p.consensus_source}
@@ -105,10 +112,13 @@ def _narrow(c: NarrowRange, view: View) -> bool:
     closes = view.closes.get(c.instrument, [])[-c.bars:]
     key = f"{c.instrument} narrow range {c.bars} bars within {c.pct:g}%"
     if len(closes) < c.bars:
-        view.evidence[key] = {"holds": False, "bars": len(closes)}
+        if view.evidence is not None:
+            view.evidence[key] = {"holds": False, "bars": len(closes)}
         return False
     low, high = min(closes), max(closes)
     width = 100.0 * (high - low) / low if low > 0 else float("inf")
     ok = width <= c.pct
+    if view.evidence is None:
+        return ok
     view.evidence[key] = {"holds": ok, "range_pct": round(width, 4), "low": low, "high": high}
     return ok

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import string
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from macrowatch.config.rules import TEMPLATE_FIELDS
 from macrowatch.config.types import Config, NarrowRange, Rule, Trigger
 from macrowatch.engine.alerting import RuleState, advance, render
 from macrowatch.engine.breakout import LevelMachine
 from macrowatch.engine.conditions import LevelView, View, holds
-from macrowatch.model import Alert, Bar, Print
+from macrowatch.engine.timeline import Timeline, ns
+from macrowatch.model import Alert, Bar, Bars, Print
 
 STATE_VERSION = 1
 
@@ -51,27 +54,39 @@ class Engine:
         self._last_session: dt.date | None = None
 
     # ---- events -------------------------------------------------------------------------------------
+    def feed(self, bars: Mapping[str, Bars], prints: Iterable[Print] = (),
+             stamps: Mapping[int, dt.datetime] | None = None) -> list[Alert]:
+        """Every close and release not seen yet, in time order (a release first at a tie); the alerts.
+
+        Sessions already applied and prints no newer than the last of their series are skipped, so a
+        catch-up fed everything again fires nothing twice.
+        """
+        timeline = Timeline(self, bars, prints, stamps)
+        alerts: list[Alert] = []
+        for kind, at, payload in timeline.play():
+            if kind == "release":
+                alerts += self._release(at, payload, timeline.levels(entered=False), timeline.closes(), timeline)
+            else:
+                if self._last_session is None or payload > self._last_session:
+                    self.bar_index += 1
+                    self._last_session = payload
+                alerts += self._evaluate(Trigger.CLOSE, at, f"close:{payload.isoformat()}",
+                                         timeline.levels(entered=True), frozenset(), timeline.closes(), timeline)
+        timeline.finish()
+        return alerts
+
     def on_close(self, at: dt.datetime, bars: Mapping[str, Bar]) -> list[Alert]:
-        """A session close: each instrument's bar moves its levels; then the close rules are evaluated."""
-        fresh = {i: b for i, b in bars.items() if i in self.closes and
-                 (self.sessions.get(i) is None or b.session > self.sessions[i])}
-        if not fresh:
-            return []
-        entered: dict[str, str | None] = {}
-        for iid, bar in fresh.items():
-            for m in self.by_instrument[iid]:
-                entered[m.level.id] = m.close(bar.session, bar.close)
-            self.closes[iid].append(bar.close)
-            self.sessions[iid] = bar.session
-        session = max(b.session for b in fresh.values())
-        if self._last_session is None or session > self._last_session:
-            self.bar_index += 1
-            self._last_session = session
-        views = {lid: LevelView(m.state, entered.get(lid), m.price, m.last_close) for lid, m in self.machines.items()}
-        return self._evaluate(Trigger.CLOSE, at, f"close:{session.isoformat()}", views, frozenset())
+        """A session close at `at`: each instrument's bar moves its levels; then the close rules are evaluated."""
+        return self.feed({i: Bars.from_list([dataclasses.replace(b, at=at)]) for i, b in bars.items()},
+                         stamps={ns(at): at})
 
     def on_release(self, at: dt.datetime, prints: Iterable[Print]) -> list[Alert]:
         """New prints (all published at `at`); then the release rules are evaluated."""
+        views = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in self.machines.items()}
+        return self._release(at, prints, views, {i: list(d) for i, d in self.closes.items()})
+
+    def _release(self, at: dt.datetime, prints: Iterable[Print], levels: Mapping[str, LevelView],
+                 closes: Mapping[str, list[float]], timeline: Timeline | None = None) -> list[Alert]:
         released = []
         for p in prints:
             old = self.prints.get(p.macro)
@@ -80,8 +95,8 @@ class Engine:
                 released.append(p.macro)
         if not released:
             return []
-        views = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in self.machines.items()}
-        return self._evaluate(Trigger.RELEASE, at, f"release:{at.isoformat()}", views, frozenset(released))
+        return self._evaluate(Trigger.RELEASE, at, f"release:{at.isoformat()}", levels, frozenset(released), closes,
+                              timeline)
 
     def on_intraday(self, at: dt.datetime, prices: Mapping[str, float]) -> list[Alert]:
         """Intraday prices: provisional level states for the rules that ask for `intraday`."""
@@ -93,51 +108,60 @@ class Engine:
             else:
                 state = m.provisional(price)
                 views[lid] = LevelView(state, state if state != m.state else None, m.price, price)
-        return self._evaluate(Trigger.INTRADAY, at, f"intraday:{at.isoformat()}", views, frozenset(),
-                              dict(prices))
+        closes = {i: [*d, prices[i]] if i in prices else list(d) for i, d in self.closes.items()}
+        return self._evaluate(Trigger.INTRADAY, at, f"intraday:{at.isoformat()}", views, frozenset(), closes)
 
     # ---- evaluation ---------------------------------------------------------------------------------
-    def _evaluate(self, trigger: Trigger, at: dt.datetime, event: str, levels: dict[str, LevelView],
-                  released: frozenset[str], prices: dict[str, float] | None = None) -> list[Alert]:
-        closes = {i: list(d) for i, d in self.closes.items()}
+    def _evaluate(self, trigger: Trigger, at: dt.datetime, event: str, levels: Mapping[str, LevelView],
+                  released: frozenset[str], closes: Mapping[str, list[float]],
+                  timeline: Timeline | None = None) -> list[Alert]:
         alerts = []
         for rule in self.config.rules:
             if trigger not in rule.on:
                 continue
-            view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released)
-            ok = holds(rule.when, view)
+            view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None)
+            ok = timeline.unchanged(rule) if timeline is not None else None
+            if ok is None:
+                ok = holds(rule.when, view)
+            if timeline is not None:
+                timeline.decide(rule, ok)
             state, fire = advance(rule, self.rule_states[rule.name], ok, at, self.bar_index,
                                   trigger is Trigger.CLOSE)
             self.rule_states[rule.name] = state
-            if fire:
-                alerts.append(self._alert(rule, at, trigger, event, view, levels, prices or {}))
+            if fire:  # only now the evidence: the same pure decision again, recording what each atom saw
+                view.evidence = {}
+                holds(rule.when, view)
+                alerts.append(self._alert(rule, at, trigger, event, view))
         return alerts
 
-    def _alert(self, rule: Rule, at: dt.datetime, trigger: Trigger, event: str, view: View,
-               levels: dict[str, LevelView], prices: dict[str, float]) -> Alert:
+    def _alert(self, rule: Rule, at: dt.datetime, trigger: Trigger, event: str, view: View) -> Alert:
         labels = dict(sorted(rule.labels.items()))
         key = "|".join([rule.name, ",".join(f"{k}={v}" for k, v in labels.items()), event])
         if rule.message is not None:
-            message = render(rule.message, self._values(levels, prices))
+            message = render(rule.message, self._values(rule, view))
         else:
             held = [k for k, v in view.evidence.items() if v.get("holds")]
             message = "; ".join(held) if held else "condition holds"
         return Alert(rule.name, at, rule.severity.value, labels, message, dict(view.evidence), key,
                      rule.notify, rule.chart, trigger.value)
 
-    def _values(self, levels: dict[str, LevelView], prices: dict[str, float]) -> dict[tuple[str, str], Any]:
+    def _values(self, rule: Rule, view: View) -> dict[tuple[str, str], Any]:
+        """The values of the fields the rule's template names, as they were at this evaluation."""
         values: dict[tuple[str, str], Any] = {}
-        for iid, inst in self.config.instruments.items():
-            last = self.closes[iid][-1] if self.closes[iid] else None
-            values[(iid, "close")] = prices.get(iid, last)
-            values[(iid, "name")] = inst.name
-            values[(iid, "symbol")] = inst.symbol
-        for lid, lv in levels.items():
-            values[(lid, "price")] = lv.price
-            values[(lid, "state")] = lv.state
-        for mid, (p, _bar) in self.prints.items():
-            for attr in ("actual", "consensus", "surprise", "prior", "ref_period"):
-                values[(mid, attr)] = getattr(p, attr)
+        for _literal, name, _spec, _conv in string.Formatter().parse(rule.message.text):
+            if not name:
+                continue
+            ident, attr = name.rsplit(".", 1)
+            if ident in self.config.instruments:
+                inst = self.config.instruments[ident]
+                closes = view.closes.get(ident) or []
+                values[(ident, attr)] = {"close": closes[-1] if closes else None, "name": inst.name,
+                                         "symbol": inst.symbol}.get(attr)
+            elif ident in self.machines:
+                lv = view.levels[ident]
+                values[(ident, attr)] = lv.price if attr == "price" else lv.state if attr == "state" else None
+            elif ident in self.prints and attr in TEMPLATE_FIELDS["macro"]:  # documented fields only
+                values[(ident, attr)] = getattr(self.prints[ident][0], attr)
         return values
 
     # ---- saved state --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from typing import Any
 
 
 @functools.cache
@@ -58,3 +59,13 @@ def last_open(code: str, now: dt.datetime) -> dt.datetime | None:
 def is_open(code: str, now: dt.datetime) -> bool:
     """Whether a session of the calendar is trading at `now` (tz-aware)."""
     return any(open_ <= now < close for open_, close in _recent(code, now).values())
+
+
+@functools.lru_cache(maxsize=64)
+def close_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any]:
+    """Sessions (datetime64[D]) and their closes (datetime64[ns], UTC) between two dates, as arrays."""
+    first = max(start, dt.date(1990, 1, 1))
+    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    closes = cal.closes.loc[str(first):str(end)]
+    sessions = closes.index.to_numpy().astype("datetime64[D]")
+    return sessions, closes.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")

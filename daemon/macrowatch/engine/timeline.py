@@ -1,0 +1,209 @@
+"""Many closes and releases at once, in time order, for `Engine.feed` (replay, catch-up, and single events).
+
+The levels run over all their new closes first (engine/batch.py); then the events are walked in time order
+and each rule is evaluated at each event, reading the level states of that moment from the per-bar tracks.
+Views are built only for what a rule looks at, so an event costs what its rules cost, not what the 500
+instruments of a config cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from macrowatch.engine.batch import Track, run_level
+from macrowatch.engine.conditions import LevelView
+from macrowatch.model import Bars, Print
+
+if TYPE_CHECKING:
+    from macrowatch.engine.evaluator import Engine
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _utc(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=int(ns) // 1000)
+
+
+def ns(t: dt.datetime) -> int:
+    """A moment as integer nanoseconds since the epoch (the key of the event timeline)."""
+    return (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+class Timeline:
+    """The new bars and prints of one `feed`, the level tracks over them, and the events in time order."""
+
+    def __init__(self, engine: Engine, bars: Mapping[str, Bars], prints: Iterable[Print],
+                 stamps: Mapping[int, dt.datetime] | None = None):
+        self.engine = engine
+        self.stamps = stamps or {}  # a close's moment as the caller wrote it (its time zone kept)
+        self.cols: dict[str, Bars] = {}
+        for iid, b in bars.items():
+            if iid in engine.closes and len(b := b.after(engine.sessions.get(iid))):
+                self.cols[iid] = b
+        # What a view shows of a level before its instrument's first new bar: the state before this feed.
+        self.before = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in engine.machines.items()}
+        self.prior = {iid: list(engine.closes[iid]) for iid in self.cols}
+        self.tracks: dict[str, Track] = {lid: run_level(m, self.cols[m.level.instrument].session,
+                                                        self.cols[m.level.instrument].close)
+                                         for lid, m in engine.machines.items() if m.level.instrument in self.cols}
+        self.releases: dict[int, list[Print]] = {}
+        for p in sorted(prints, key=lambda p: (p.at, p.macro)):
+            self.releases.setdefault(ns(p.at), []).append(p)
+        closes = np.unique(np.concatenate([b.at.astype(np.int64) for b in self.cols.values()] or [np.empty(0, int)]))
+        # A release comes first at a tie with a close (it is known at its moment; the close after it).
+        self.events = sorted([(t, 0) for t in self.releases] + [(int(t), 1) for t in closes])
+        times = np.array([t for t, _ in self.events], dtype=np.int64)
+        self.pos: dict[str, np.ndarray] = {}
+        self.present: dict[str, np.ndarray] = {}
+        kinds = np.array([k for _, k in self.events], dtype=np.int8)
+        session = np.full(len(times), np.datetime64("NaT"), dtype="datetime64[D]")
+        for iid, b in self.cols.items():
+            at = b.at.astype(np.int64)
+            pos = np.searchsorted(at, times, side="right") - 1
+            present = (kinds == 1) & (pos >= 0) & (at[np.maximum(pos, 0)] == times)
+            self.pos[iid], self.present[iid] = pos, present
+            mine = b.session[pos[present]]
+            session[present] = np.where(np.isnat(session[present]), mine, np.maximum(session[present], mine))
+        self.session = session
+        self.e = 0
+        self._hits: dict[str, np.ndarray | None] = {}
+        self.decided: dict[str, tuple[bool, int]] = {}
+
+    def play(self) -> Iterator[tuple[str, dt.datetime, object]]:
+        """("release", at, [Print]) and ("close", at, session) in time order, with `self.e` the event index."""
+        for e, (t, kind) in enumerate(self.events):
+            self.e = e
+            if kind == 0:
+                group = self.releases[t]
+                yield "release", group[0].at, group
+            else:
+                yield "close", self.stamps.get(t) or _utc(t), self.session[self.e].astype(dt.date)
+
+    def finish(self) -> None:
+        """Leave the engine's closes and sessions where the last event left them (machines are already there)."""
+        for iid, b in self.cols.items():
+            self.engine.closes[iid].extend(float(x) for x in b.close[-self.engine.closes[iid].maxlen:])
+            self.engine.sessions[iid] = b.session[-1].astype(dt.date)
+
+    def unchanged(self, rule) -> bool | None:
+        """The rule's last decision in this feed when none of its inputs changed since, else None.
+
+        Only for rules made of level atoms alone: their decision can change only at an event where one of
+        their levels changed state or, one event later, stopped having "just entered" it.
+        """
+        hits = self._hits.get(rule.name, _UNSET)
+        if hits is _UNSET:
+            hits = self._hits[rule.name] = self._rule_hits(rule)
+        last = self.decided.get(rule.name)
+        if hits is None or last is None:
+            return None
+        held, at = last
+        before = hits[at - 1] if at > 0 else 0
+        return held if hits[self.e] == before else None
+
+    def decide(self, rule, held: bool) -> None:
+        self.decided[rule.name] = (held, self.e)
+
+    def _rule_hits(self, rule):
+        """Cumulative count of the events where one of the rule's levels changed state, or None."""
+        levels = _level_atoms(rule.when)
+        if levels is None:
+            return None
+        hit = np.zeros(len(self.events), dtype=np.int64)
+        for lid in levels:
+            track = self.tracks.get(lid)
+            if track is None:
+                continue
+            iid = self.engine.machines[lid].level.instrument
+            pos, present = self.pos[iid], self.present[iid]
+            hit += present & track.changed[np.maximum(pos, 0)]
+        return np.cumsum(hit)
+
+    def levels(self, entered: bool) -> Levels:
+        return Levels(self, self.e, entered)
+
+    def closes(self) -> Closes:
+        return Closes(self, self.e)
+
+
+_UNSET = object()
+
+
+def _level_atoms(condition) -> set[str] | None:
+    """The level ids of a condition made of level atoms and combinators only; None if it has other atoms."""
+    from macrowatch.config.types import AllOf, AnyOf, LevelEntered, LevelIn, Not
+
+    if isinstance(condition, LevelIn | LevelEntered):
+        return {condition.level}
+    if isinstance(condition, Not):
+        return _level_atoms(condition.item)
+    if isinstance(condition, AllOf | AnyOf):
+        out: set[str] = set()
+        for item in condition.items:
+            got = _level_atoms(item)
+            if got is None:
+                return None
+            out |= got
+        return out
+    return None
+
+
+class Levels(Mapping[str, LevelView]):
+    """The level views at one event, built on first look."""
+
+    def __init__(self, timeline: Timeline, e: int, entered: bool):
+        self.t, self.e, self.entered = timeline, e, entered
+        self.cache: dict[str, LevelView] = {}
+
+    def __getitem__(self, lid: str) -> LevelView:
+        view = self.cache.get(lid)
+        if view is None:
+            view = self.cache[lid] = self._view(lid)
+        return view
+
+    def _view(self, lid: str) -> LevelView:
+        t = self.t
+        track = t.tracks.get(lid)
+        if track is None:
+            return t.before[lid]
+        iid = t.engine.machines[lid].level.instrument
+        i = int(t.pos[iid][self.e])
+        if i < 0:
+            return t.before[lid]
+        state = track.names[int(track.state[i])]
+        changed = self.entered and bool(t.present[iid][self.e]) and bool(track.changed[i])
+        price = float(track.price[i])
+        return LevelView(state, state if changed else None, None if np.isnan(price) else price,
+                         float(t.cols[iid].close[i]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.t.engine.machines)
+
+    def __len__(self) -> int:
+        return len(self.t.engine.machines)
+
+
+class Closes(Mapping[str, list[float]]):
+    """The recent closes of each instrument at one event (as many as narrow_range conditions need)."""
+
+    def __init__(self, timeline: Timeline, e: int):
+        self.t, self.e = timeline, e
+
+    def __getitem__(self, iid: str) -> list[float]:
+        t = self.t
+        keep = t.engine.closes[iid].maxlen
+        if iid not in t.cols:
+            return list(t.engine.closes[iid])
+        i = int(t.pos[iid][self.e])
+        new = [float(x) for x in t.cols[iid].close[max(0, i + 1 - keep):i + 1]]
+        return (t.prior[iid] + new)[-keep:]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.t.engine.closes)
+
+    def __len__(self) -> int:
+        return len(self.t.engine.closes)
