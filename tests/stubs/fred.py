@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import quoteattr
@@ -45,6 +46,7 @@ class Recorded:
 
     path: str
     query: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (bench/latency.py measures with it)
 
     @property
     def url(self) -> str:

@@ -48,6 +48,7 @@ class Received:
     headers: dict[str, str]   # names lower-cased
     body: bytes
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it arrived (bench/latency.py measures with it)
 
     @property
     def endpoint(self) -> str:
@@ -101,6 +102,7 @@ class WebhookReceiver:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.arrived = 0  # requests read in full, answered or still held by slow()
         self._listen()
 
     # ---- addresses ----------------------------------------------------------------------------------
@@ -184,6 +186,7 @@ class WebhookReceiver:
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         with self._lock:
+            self.arrived += 1
             b = self._behaviour
         if b.delay:
             b.wake.wait(b.delay)

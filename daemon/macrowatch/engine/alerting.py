@@ -26,15 +26,17 @@ class RuleState:
     true_closes: int = 0                  # consecutive close evaluations at which it held
     last_fired: dt.datetime | None = None
     last_fired_bar: int | None = None
+    occurrence: str | None = None         # the one-off events (a release, an `entered`) it holds on, if any
 
     def to_data(self) -> dict[str, Any]:
         return {"phase": self.phase.value, "since": _iso(self.since), "true_closes": self.true_closes,
-                "last_fired": _iso(self.last_fired), "last_fired_bar": self.last_fired_bar}
+                "last_fired": _iso(self.last_fired), "last_fired_bar": self.last_fired_bar,
+                "occurrence": self.occurrence}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> RuleState:
         return cls(Phase(data.get("phase", "inactive")), _dt(data.get("since")), int(data.get("true_closes", 0)),
-                   _dt(data.get("last_fired")), data.get("last_fired_bar"))
+                   _dt(data.get("last_fired")), data.get("last_fired_bar"), data.get("occurrence"))
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -55,13 +57,17 @@ def in_cooldown(rule: Rule, state: RuleState, now: dt.datetime, bar_index: int) 
 
 
 def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_index: int,
-            on_close: bool) -> tuple[RuleState, bool]:
+            on_close: bool, occurrence: str | None = None) -> tuple[RuleState, bool]:
     """The rule's next state after one evaluation, and whether it fires now.
 
     It fires on the evaluation where the condition has held as long as `for:` asks; not again while it keeps
     holding; again only after it stopped holding and the cooldown has passed (a return inside the cooldown is
-    held back for that whole stretch).
+    held back for that whole stretch). A condition that holds on a one-off event (a release, a level
+    having just entered a state) holds anew on the next such event, even with no evaluation in between
+    where it was false: a rule on releases alone fires on each release, not once ever.
     """
+    if holds and occurrence is not None and state.phase is not Phase.INACTIVE and occurrence != state.occurrence:
+        state = RuleState(Phase.INACTIVE, None, 0, state.last_fired, state.last_fired_bar)
     if not holds:  # only a close that breaks the run resets the count of `for: N bars` (a dip intraday does not)
         closes = 0 if on_close else state.true_closes
         if state.phase is Phase.INACTIVE and state.since is None and state.true_closes == closes:
@@ -69,7 +75,7 @@ def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_ind
         return RuleState(Phase.INACTIVE, None, closes, state.last_fired, state.last_fired_bar), False
     since = state.since or now
     closes = state.true_closes + (1 if on_close else 0)
-    state = replace(state, since=since, true_closes=closes)
+    state = replace(state, since=since, true_closes=closes, occurrence=occurrence)
     if state.phase is Phase.FIRING:
         return state, False
     f = rule.for_

@@ -43,6 +43,7 @@ class View:
     prints: Mapping[str, tuple[Print, int]]        # latest print per macro, with the bar index when it came
     released: frozenset[str] = frozenset()         # macro ids printed at this evaluation
     evidence: dict[str, Any] | None = field(default_factory=dict)  # None: decide only, record nothing
+    occurrences: list[str] = field(default_factory=list)  # the one-off events that held (see alerting.advance)
 
 
 def within(d: Duration | None, since: dt.datetime, since_bar: int, view: View, released_now: bool) -> bool:
@@ -83,6 +84,8 @@ def _level(c: LevelIn | LevelEntered, view: View) -> bool:
         key = f"{c.level} state in [{', '.join(c.states)}]" if len(c.states) > 1 else f"{c.level} {c.states[0]}"
     else:
         ok = lv.entered == c.state
+        if ok:
+            view.occurrences.append(f"{c.level} entered {c.state} at {view.now.isoformat()}")
         if view.evidence is None:
             return ok
         key = f"{c.level} entered {c.state}"
@@ -100,6 +103,8 @@ def _release(c: ReleaseOutcome, view: View) -> bool:
     p, bar = latest
     recent = within(c.within, p.at, bar, view, c.macro in view.released)
     ok = recent and (c.outcome.value == "any" or p.outcome == c.outcome.value)
+    if ok:
+        view.occurrences.append(f"{c.macro} released at {p.at.isoformat()}")
     if view.evidence is None:
         return ok
     view.evidence[key] = {"holds": ok, "outcome": p.outcome, "actual": p.actual, "consensus": p.consensus,

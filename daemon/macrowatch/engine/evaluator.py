@@ -120,13 +120,16 @@ class Engine:
             if trigger not in rule.on:
                 continue
             view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None)
+            old = self.rule_states[rule.name]
             ok = timeline.unchanged(rule) if timeline is not None else None
+            # A decision reused from an earlier event holds on no new one-off event (see Timeline.unchanged).
+            occurrence = old.occurrence if ok else None
             if ok is None:
                 ok = holds(rule.when, view)
+                occurrence = "; ".join(sorted(view.occurrences)) or None
             if timeline is not None:
                 timeline.decide(rule, ok)
-            state, fire = advance(rule, self.rule_states[rule.name], ok, at, self.bar_index,
-                                  trigger is Trigger.CLOSE)
+            state, fire = advance(rule, old, ok, at, self.bar_index, trigger is Trigger.CLOSE, occurrence)
             self.rule_states[rule.name] = state
             if fire:  # only now the evidence: the same pure decision again, recording what each atom saw
                 view.evidence = {}

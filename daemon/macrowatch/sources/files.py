@@ -16,6 +16,9 @@ import pandas as pd
 
 from macrowatch.model import Vintage
 
+# Dates outside these are typos; the exchange calendars (pandas timestamps) and date arithmetic stop near them.
+FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2200, 12, 31)
+
 
 class DataError(Exception):
     """A data file that cannot be used: the message names the file and, where it can, the row."""
@@ -48,9 +51,12 @@ def _rows(path: Path, required: tuple[str, ...]):
 
 def _date(path: Path, line: int, column: str, text: str | None) -> dt.date:
     try:
-        return dt.date.fromisoformat((text or "").strip()[:10])
+        day = dt.date.fromisoformat((text or "").strip()[:10])
     except ValueError:
         raise DataError(f"{path}:{line}: {column}: {text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise DataError(f"{path}:{line}: {column}: {day} is out of range ({FIRST_DATE} to {LAST_DATE})")
+    return day
 
 
 def _number(path: Path, line: int, column: str, text: str | None, positive: bool = False) -> float:
@@ -71,20 +77,25 @@ def read_prices(path: Path) -> PriceColumns:
     error, as a row-by-row reader would report it.
     """
     try:
-        fast = _clean(pd.read_csv(path, parse_dates=["Date"], date_format="%Y-%m-%d"))
+        fast = _clean(pd.read_csv(path, parse_dates=["Date"], date_format="%Y-%m-%d", usecols=_wanted))
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         fast = None
     return fast if fast is not None else _checked(path)
 
 
+def _wanted(column: str) -> bool:
+    return column in ("Date", "Open", "High", "Low", "Close", "Volume")
+
+
 def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     """The columns of a file that passes every check as read, or None to look closer."""
-    cols = {c: frame[c].to_numpy() for c in frame.columns}
-    if "Date" not in cols or "Close" not in cols or cols["Date"].dtype.kind != "M":
+    if "Date" not in frame.columns or "Close" not in frame.columns or frame["Date"].dtype.kind != "M":
         return None
-    numeric = [c for c in ("Open", "High", "Low", "Close", "Volume") if c in cols]
-    if any(cols[c].dtype.kind not in "fi" for c in numeric):
+    numeric = [c for c in ("Open", "High", "Low", "Close", "Volume") if c in frame.columns]
+    if any(frame.dtypes[c].kind not in "fi" for c in numeric):
         return None
+    values = frame[numeric].to_numpy(dtype=float)  # one 2-D copy: a column at a time costs more in pandas 3
+    cols = {c: values[:, j] for j, c in enumerate(numeric)} | {"Date": frame["Date"].to_numpy()}
     keep = ~np.isnan(cols["Close"].astype(float))
     cols = {c: v[keep] for c, v in cols.items()}
     if any(np.isnan(cols[c].astype(float)).any() for c in numeric):
@@ -96,7 +107,7 @@ def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     o, h, lo = (cols[c].astype(float) if c in cols else close for c in ("Open", "High", "Low"))
     volume = cols["Volume"].astype(float) if "Volume" in cols else np.zeros(len(close))
     with np.errstate(invalid="ignore"):
-        ok = ((session[1:] > session[:-1]).all() and np.isfinite(volume).all()
+        ok = ((session[1:] > session[:-1]).all() and np.isfinite(volume).all() and _in_range(session).all()
               and all((x > 0).all() and np.isfinite(x).all() for x in (o, h, lo, close))
               and not ((h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))).any())
     return PriceColumns(session, o, h, lo, close, volume) if ok else None
@@ -119,6 +130,8 @@ def _checked(path: Path) -> PriceColumns:
     day = pd.to_datetime(pd.Series(col["Date"]).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy()
     _first(problems, rows, np.isnat(day), 0, lambda i: f"Date: {col['Date'][i]!r} is not a date (YYYY-MM-DD)")
     session = day.astype("datetime64[D]")
+    _first(problems, rows, ~np.isnat(session) & ~_in_range(session), 0,
+           lambda i: f"Date: {session[i]} is out of range ({FIRST_DATE} to {LAST_DATE})")
     order = np.zeros(len(session), dtype=bool)
     order[1:] = ~np.isnat(session[1:]) & ~np.isnat(session[:-1]) & (session[1:] <= session[:-1])
     _first(problems, rows, order, 1, lambda i: f"Date {session[i]} "
@@ -137,6 +150,10 @@ def _checked(path: Path) -> PriceColumns:
         line, _check, message = min(problems)
         raise DataError(f"{path}:{line}: {message}")
     return PriceColumns(session, o, h, lo, close, volume)
+
+
+def _in_range(session: np.ndarray) -> np.ndarray:
+    return (session >= np.datetime64(FIRST_DATE)) & (session <= np.datetime64(LAST_DATE))
 
 
 @dataclass(frozen=True)
@@ -197,12 +214,17 @@ def _numbers(problems: list, rows: np.ndarray, text: np.ndarray, column: str, ch
 def read_vintages(path: Path) -> list[Vintage]:
     """ALFRED long format `date,realtime_start,value`; '.' (FRED's missing value) rows are skipped."""
     out = []
+    seen: dict[tuple[dt.date, dt.date], int] = {}
     for line, row in _rows(path, ("date", "realtime_start", "value")):
         if (row["value"] or "").strip() == ".":
             continue
-        out.append(Vintage(_date(path, line, "date", row["date"]),
-                           _date(path, line, "realtime_start", row["realtime_start"]),
-                           _number(path, line, "value", row["value"])))
+        v = Vintage(_date(path, line, "date", row["date"]), _date(path, line, "realtime_start", row["realtime_start"]),
+                    _number(path, line, "value", row["value"]))
+        if (v.date, v.realtime_start) in seen:  # two values for one vintage: which one is true is a guess
+            raise DataError(f"{path}:{line}: {v.date} as of {v.realtime_start} given twice "
+                            f"(first at line {seen[(v.date, v.realtime_start)]})")
+        seen[(v.date, v.realtime_start)] = line
+        out.append(v)
     return out
 
 
