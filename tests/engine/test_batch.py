@@ -68,3 +68,22 @@ def test_batch_equals_bar_by_bar(kind, approach, buffer, window, closes, split):
     reference = LevelMachine(lvl)
     scalar(reference, days, closes)
     assert m.to_data() == reference.to_data()
+
+
+@settings(max_examples=200, deadline=None)
+@given(prior=st.lists(st.integers(1, 30).map(float), max_size=12),
+       new=st.lists(st.integers(1, 30).map(float), min_size=1, max_size=40),
+       bars=st.integers(2, 8), pct=st.sampled_from([1.0, 5.0, 20.0, 50.0]))
+def test_narrow_range_from_windows_equals_the_closes_themselves(prior, new, bars, pct):
+    """The precomputed test of a replay gives, at each bar, what the condition computes from the closes."""
+    from types import SimpleNamespace
+
+    from macrowatch.engine.timeline import Timeline
+
+    fake = SimpleNamespace(prior={"i": prior}, cols={"i": SimpleNamespace(close=np.array(new))}, _narrow={})
+    got = Timeline.narrow_ok(fake, "i", bars, pct)
+    history = prior + new
+    for k in range(len(new)):
+        window = history[:len(prior) + k + 1][-bars:]
+        expected = len(window) == bars and 100.0 * (max(window) - min(window)) / min(window) <= pct
+        assert bool(got[k]) == expected, (k, window)

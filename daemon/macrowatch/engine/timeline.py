@@ -71,6 +71,7 @@ class Timeline:
         self.session = session
         self.e = 0
         self._hits: dict[str, np.ndarray | None] = {}
+        self._narrow: dict[tuple[str, int, float], np.ndarray] = {}
         self.decided: dict[str, tuple[bool, int]] = {}
 
     def play(self) -> Iterator[tuple[str, dt.datetime, object]]:
@@ -122,6 +123,25 @@ class Timeline:
             pos, present = self.pos[iid], self.present[iid]
             hit += present & track.changed[np.maximum(pos, 0)]
         return np.cumsum(hit)
+
+    def narrow_ok(self, iid: str, bars: int, pct: float) -> np.ndarray:
+        """Per new bar of the instrument: whether its last `bars` closes lie within `pct`% of their low."""
+        key = (iid, bars, pct)
+        if key not in self._narrow:
+            prior = self.prior[iid]
+            closes = np.concatenate([np.asarray(prior, dtype=float), self.cols[iid].close])
+            ok = np.zeros(len(self.cols[iid].close), dtype=bool)
+            if len(closes) >= bars:
+                windows = np.lib.stride_tricks.sliding_window_view(closes, bars)
+                low, high = windows.min(axis=1), windows.max(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    width = np.where(low > 0, 100.0 * (high - low) / low, np.inf)
+                # window k ends at closes[k + bars - 1], which is new bar k + bars - 1 - len(prior)
+                first = bars - 1 - len(prior)
+                fits = width <= pct
+                ok[max(first, 0):] = fits[max(-first, 0):]
+            self._narrow[key] = ok
+        return self._narrow[key]
 
     def levels(self, entered: bool) -> Levels:
         return Levels(self, self.e, entered)
@@ -201,6 +221,14 @@ class Closes(Mapping[str, list[float]]):
         i = int(t.pos[iid][self.e])
         new = [float(x) for x in t.cols[iid].close[max(0, i + 1 - keep):i + 1]]
         return (t.prior[iid] + new)[-keep:]
+
+    def narrow(self, iid: str, bars: int, pct: float) -> bool | None:
+        """The narrow-range test at this event from precomputed windows; None where there is none."""
+        t = self.t
+        if iid not in t.cols or bars > t.engine.closes[iid].maxlen:
+            return None
+        i = int(t.pos[iid][self.e])
+        return None if i < 0 else bool(t.narrow_ok(iid, bars, pct)[i])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.t.engine.closes)
