@@ -10,7 +10,6 @@ kind and side, that this gives the very states, levels and saved state of `Level
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,7 +145,6 @@ def _finish(m: LevelMachine, closes: np.ndarray, track: Track, frozen: float | N
     lv = m.value
     if lv.kind in (LevelKind.HIGH_OF, LevelKind.LOW_OF):
         keep = (list(lv.window) + [float(x) for x in closes[-int(lv.bars):]])[-int(lv.bars):]
-        lv.window, lv._mono, lv._seen = deque(maxlen=lv.bars), deque(), 0
         lv.load({"window": keep})
     elif lv.kind is not LevelKind.PRICE:
         lv.extreme = None if np.isnan(value_after) else float(value_after)

@@ -86,14 +86,24 @@ class LevelValue:
         self.since = level.since
         self.extreme: float | None = level.price if level.kind is LevelKind.PRICE else None
         self.window: deque[float] = deque(maxlen=level.bars or 1)
-        self._mono: deque[tuple[int, float]] = deque()  # a monotonic queue: max (or min) of the window in O(1)
+        self._mono: deque[tuple[int, float]] | None = deque()  # monotonic queue: the window's extreme in O(1)
         self._seen = 0
 
     @property
     def value(self) -> float | None:
         if self.kind in (LevelKind.HIGH_OF, LevelKind.LOW_OF):
-            return self._mono[0][1] if len(self.window) >= (self.bars or 1) else None
+            if len(self.window) < (self.bars or 1):
+                return None
+            return self._queue()[0][1]
         return self.extreme
+
+    def _queue(self) -> deque[tuple[int, float]]:
+        """The monotonic queue, rebuilt from the window after a `load` (built only when it is needed)."""
+        if self._mono is None:
+            closes, self.window, self._mono, self._seen = list(self.window), deque(maxlen=self.bars or 1), deque(), 0
+            for close in closes:
+                self._push(close)
+        return self._mono
 
     def add(self, session: dt.date, close: float) -> None:
         """Take a close into the running value (after the bar was evaluated against the old value)."""
@@ -109,6 +119,7 @@ class LevelValue:
             self.extreme = close
 
     def _push(self, close: float) -> None:
+        self._queue()
         self._seen += 1
         self.window.append(close)
         while self._mono and not _beyond(self.sign, self._mono[-1][1], close):
@@ -123,8 +134,10 @@ class LevelValue:
     def load(self, data: dict[str, Any]) -> None:
         if self.kind is not LevelKind.PRICE:
             self.extreme = data.get("extreme")
-        for close in data.get("window", []):
-            self._push(close)
+        window = data.get("window", [])
+        if window:  # the queue is rebuilt from the window when first needed: a replay may never need it
+            self.window = deque(window, maxlen=self.bars or 1)
+            self._mono = None
 
 
 class LevelMachine:
