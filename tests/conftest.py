@@ -11,9 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# The stub servers (Yahoo, FRED, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, webhook.
+# The stub servers (Yahoo, FRED, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, webhook;
+# and a throwaway PostgreSQL server: postgres_server, postgres_url (a fresh database per test).
 # tests/ is on sys.path (the rootdir conftest, no __init__.py), so the stub package imports as `stubs`.
-pytest_plugins = ["stubs.yahoo", "stubs.fred", "stubs.webhook"]
+pytest_plugins = ["stubs.yahoo", "stubs.fred", "stubs.webhook", "stubs.postgres"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -19,7 +19,7 @@ from macrowatch.config import ConfigError, load_config
 
 CALENDARS = frozenset({"XNYS", "CMES"})
 
-TOP_KEYS = ("timezone, calendar, store, poll, health, sources, instruments, levels, breakout, releases, macro, "
+TOP_KEYS = ("timezone, calendar, store, poll, health, ha, sources, instruments, levels, breakout, releases, macro, "
             "channels, rules")
 LEVEL_KEYS = "instrument, price, kind, side, since, bars, approach_pct, buffer_pct, fail_within_bars"
 RULE_KEYS = "name, when, severity, notify, for, cooldown, chart, message, on, labels"
@@ -271,6 +271,31 @@ CASES = [
         health: 9108
         """,
           (7, 9, None, "health: expected a mapping, got the number 9108")),
+    extra("ha-lease-too-short", """\
+        store: "postgresql://127.0.0.1/mw"
+        ha: {lease: 1s}
+        """,
+          (8, 13, None, "ha.lease: expected seconds ('Ns') or minutes ('Nm') from 3s to 10m, got '1s'")),
+    extra("ha-lease-too-long", """\
+        store: "postgresql://127.0.0.1/mw"
+        ha: {lease: 11m}
+        """,
+          (8, 13, None, "ha.lease: expected seconds ('Ns') or minutes ('Nm') from 3s to 10m, got '11m'")),
+    extra("ha-lease-a-bare-number", """\
+        store: "postgresql://127.0.0.1/mw"
+        ha: {lease: 10}
+        """,
+          (8, 13, None, "ha.lease: expected seconds ('Ns') or minutes ('Nm') from 3s to 10m, got the number 10")),
+    extra("ha-unknown-key", """\
+        store: "postgresql://127.0.0.1/mw"
+        ha: {lease: 10s, renew: 2s}
+        """,
+          (8, 18, None, "ha: unknown key 'renew'; allowed: lease")),
+    extra("ha-not-a-mapping", """\
+        store: "postgresql://127.0.0.1/mw"
+        ha: 10s
+        """,
+          (8, 5, None, "ha: expected a mapping, got the string '10s'")),
     extra("sources-unknown-key", """\
         sources:
           fred: {api_key: abc}

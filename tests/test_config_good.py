@@ -265,6 +265,39 @@ def test_store_postgres_url_with_env(tmp_path, monkeypatch):
     assert config.health == Health("127.0.0.1", 9108)  # loopback unless a host is given
 
 
+@pytest.mark.parametrize("written, seconds", [
+    pytest.param(None, 10, id="default"),
+    pytest.param("3s", 3, id="shortest"),
+    pytest.param("45s", 45, id="seconds"),
+    pytest.param("2m", 120, id="minutes"),
+])
+def test_ha_lease_on_postgres(tmp_path, written, seconds):
+    path = write(tmp_path, f"""\
+        store: "postgresql://mw:pw@db.example:5432/mw"
+        {f"ha: {{lease: {written}}}" if written else ""}
+        instruments: {{spx: {{symbol: "^GSPC"}}}}
+        levels: {{l: {{instrument: spx, price: 1}}}}
+        rules: [{{name: a, when: {{level: l, state: below}}}}]
+        """)
+    config, warnings = load_config(path)
+    assert (config.ha.lease_seconds, warnings) == (seconds, [])
+    again, _ = load_config(write(tmp_path, yaml.safe_dump(dump(config)).replace(":***@", ":pw@"), "again.yaml"))
+    assert _without_files(again) == _without_files(config)
+
+
+def test_ha_on_sqlite_is_a_warning(tmp_path):
+    path = write(tmp_path, """\
+        ha: {lease: 5s}
+        instruments: {spx: {symbol: "^GSPC"}}
+        levels: {l: {instrument: spx, price: 1}}
+        rules: [{name: a, when: {level: l, state: below}}]
+        """)
+    config, warnings = load_config(path)
+    assert config.ha.lease_seconds == 5
+    assert [(w.loc.line, w.message) for w in warnings] == [
+        (1, "ha: has no effect with a SQLite store (one instance runs); several instances need a postgresql:// store")]
+
+
 def test_defaults(tmp_path):
     path = write(tmp_path, """\
         instruments: {spx: {symbol: "^GSPC"}}

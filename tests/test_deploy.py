@@ -83,9 +83,18 @@ def test_env_example_holds_names_not_secrets():
     assert values == {"FRED_API_KEY": "", "MACROWATCH_TRADING_URLS": "", "MACROWATCH_OPS_URLS": ""}
 
 
+def quoted_exposure() -> tuple[str, str]:
+    """The exposure deploy/README.md and the README's Deployment section quote: ("1.2", "OK")."""
+    deploy = re.search(r"rates it \*\*(\d\.\d) (\w+)\*\*", (DEPLOY / "README.md").read_text())
+    main = re.search(r"`systemd-analyze security` rates it (\d\.\d) (\w+)", (DEPLOY.parent / "README.md").read_text())
+    assert deploy and main, "deploy/README.md and README.md each quote the exposure score"
+    assert deploy.groups() == main.groups(), "the two READMEs quote different exposure scores"
+    return deploy.groups()
+
+
 def test_readme_quotes_the_exposure_and_installs_the_files():
     readme = (DEPLOY / "README.md").read_text()
-    assert re.search(r"rates it \*\*\d\.\d \w+\*\*", readme)
+    assert float(quoted_exposure()[0]) <= MAX_EXPOSURE
     for path in ("deploy/macrowatch.service", "deploy/env.example", "/etc/macrowatch/env", EXEC.rsplit("/", 1)[0]):
         assert path in readme
 
@@ -123,6 +132,7 @@ def test_systemd_analyze_security_exposure(unit_copy: Path):
     result = analyze("security", "--offline=yes", "--no-pager", str(unit_copy))
     if result.returncode != 0 and "offline" in result.stderr:
         pytest.skip("this systemd-analyze has no --offline (systemd < 250)")
-    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", result.stdout)
     assert m, result.stdout + result.stderr
     assert float(m[1]) <= MAX_EXPOSURE
+    assert quoted_exposure() == (m[1], m[2]), f"the READMEs must quote the measured {m[1]} {m[2]}"

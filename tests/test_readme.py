@@ -60,7 +60,7 @@ def test_every_command_is_documented():
     *(k.value for k in LevelKind), *(m.value for m in Measure), *(o.value for o in Outcome),
     *(s.value for s in Severity), *(t.value for t in Trigger),
     "fred_release_id", "dates", "consensus", "beat_by", "higher_is", "symbol", "calendar", "since", "bars", "side",
-    "api_key", "url", "listen", "intraday",
+    "api_key", "url", "listen", "intraday", "lease",
 ])
 def test_config_construct_is_documented(word):
     assert re.search(rf"`[^`]*\b{re.escape(word)}\b[^`]*`", README), f"README's reference lacks `{word}`"

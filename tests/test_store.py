@@ -1,4 +1,6 @@
-"""The store on real SQLite files: round trips, write semantics, location, schema versions, crashes."""
+"""The store on real SQLite files and a real PostgreSQL server: round trips, write semantics, location, schema
+versions, crashes. The `store` and `target` fixtures run each test on both backends (PostgreSQL is skipped,
+saying why, where no server can start); tests of files and pragmas are SQLite's alone."""
 
 from __future__ import annotations
 
@@ -48,10 +50,22 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "mw.sqlite"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, path: Path) -> str:
+    """Where a store lives: a SQLite file path, or a fresh PostgreSQL database's URL."""
+    return str(path) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(path: Path):
-    with open_store(path) as s:
+def store(target: str):
+    with open_store(target) as s:
         yield s
+
+
+def rows(target: str, sql: str) -> list[tuple]:
+    """Query a store's database through a second connection of its own backend."""
+    with open_store(target) as s:
+        return [tuple(r) for r in s._db.query(sql)]
 
 
 def raw(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -291,18 +305,14 @@ def test_parent_directories_are_created(tmp_path: Path):
     assert target.is_file()
 
 
-@pytest.mark.parametrize("url", ["postgresql://mw:pw@127.0.0.1/mw", "postgres://127.0.0.1/mw"])
-def test_postgresql_is_not_there_yet(url: str):
-    with pytest.raises(StoreError, match=r"PostgreSQL stores arrive with issue \[8\]"):
-        open_store(url)
-
-
-def test_wal_and_connection_settings(path: Path, store: Store):
+def test_wal_and_connection_settings(path: Path):
+    store = open_store(path)
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
     db = store._db  # per-connection settings are visible only on the store's own connection
     assert db.query("PRAGMA foreign_keys") == [(1,)]
     assert db.query("PRAGMA synchronous") == [(1,)]  # NORMAL
     assert db.query("PRAGMA busy_timeout")[0][0] > 0
+    store.close()
 
 
 def test_migration_from_an_empty_file(path: Path):
@@ -375,8 +385,8 @@ def test_a_directory_is_refused(tmp_path: Path):
         open_store(tmp_path)
 
 
-def test_context_manager_closes(path: Path):
-    with open_store(path) as s:
+def test_context_manager_closes(target: str):
+    with open_store(target) as s:
         pass
     with pytest.raises(StoreError, match="closed"):
         s.pending()
@@ -384,14 +394,14 @@ def test_context_manager_closes(path: Path):
 
 # ---- restarts and crashes ------------------------------------------------------------------------------
 
-def test_a_restart_sees_everything_the_first_store_wrote(path: Path):
-    first = open_store(path)
+def test_a_restart_sees_everything_the_first_store_wrote(target: str):
+    first = open_store(target)
     first.put_bars("spx", [bar(1), bar(2)])
     first.put_vintages("PAYEMS", [vintage(7, "2019-08-02", 164.0)])
     first.save_state("engine", {"bar_index": 7})
     first.enqueue(alert("a"), ["trading", "ops"], T0)
     first.mark_sent("a", "trading", T0)
-    second = open_store(path)  # the first is still open: WAL readers see committed writes
+    second = open_store(target)  # the first is still open: WAL readers see committed writes
     assert len(second.bars("spx")) == 2
     assert second.vintages("PAYEMS") == [vintage(7, "2019-08-02", 164.0)]
     assert second.load_state("engine") == {"bar_index": 7}
@@ -406,14 +416,14 @@ def test_a_restart_sees_everything_the_first_store_wrote(path: Path):
 OPENER = "import sys; from macrowatch.store import open_store; open_store(sys.argv[1]).save_state(sys.argv[2], {})"
 
 
-def test_processes_opening_a_new_store_at_once_all_succeed(path: Path):
-    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), f"p{i}"], stderr=subprocess.PIPE, text=True)
+def test_processes_opening_a_new_store_at_once_all_succeed(target: str):
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, target, f"p{i}"], stderr=subprocess.PIPE, text=True)
              for i in range(8)]
     results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     for p in procs:
         p.stderr.close()
     assert results == [(0, "")] * 8
-    assert raw(path, "SELECT COUNT(*) FROM state") == [(8,)]
+    assert rows(target, "SELECT COUNT(*) FROM state") == [(8,)]
 
 
 WRITER = textwrap.dedent("""
@@ -437,8 +447,8 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_a_killed_writer_leaves_a_clean_store(path: Path):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+def test_a_killed_writer_leaves_a_clean_store(target: str):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, target], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGKILL)
@@ -448,12 +458,13 @@ def test_a_killed_writer_leaves_a_clean_store(path: Path):
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
 
-    with open_store(path) as s:
-        assert raw(path, "PRAGMA integrity_check") == [("ok",)]
+    with open_store(target) as s:
+        if s.dialect == "sqlite":
+            assert raw(Path(target), "PRAGMA integrity_check") == [("ok",)]
         state = s.load_state("engine")
         assert state is not None and state["i"] >= 50
         assert len(s.bars("spx")) >= state["i"] + 1  # each write landed whole, in order
-        alerts = raw(path, "SELECT COUNT(*) FROM alerts")[0][0]
+        alerts = rows(target, "SELECT COUNT(*) FROM alerts")[0][0]
         assert alerts >= state["i"] + 1
         assert s.pending() == 3 * alerts  # never an alert without all its deliveries
         s.put_bars("spx", [bar(1)])  # and it takes writes again

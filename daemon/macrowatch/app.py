@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from macrowatch.notify.render import Context
 from macrowatch.replay import History, macro_prints
 from macrowatch.sources import calendar
 from macrowatch.sources.base import FredError, MacroFeed, PriceFeed
+from macrowatch.store import StoreError
 
 log = logging.getLogger("macrowatch.app")
 
@@ -174,7 +176,7 @@ class Daemon:
     # ---- evaluation -----------------------------------------------------------------------------------
     def advance(self, now: dt.datetime, submit: bool = True) -> list[Alert]:
         """Feed the engine every event up to `now` it has not seen, in time order; submit the alerts."""
-        with self.lock:
+        with self.lock, self._rewind_on_error():
             unseen = self._unseen(now)
             alerts = self.engine.feed(unseen.columns(), unseen.prints)
             closes = {t for b in unseen.bars.values() for t in (x.at for x in b)}
@@ -186,6 +188,21 @@ class Daemon:
         if fresh and submit:
             self.deliver()  # at once, on this thread: the 08:30 alert must not wait for the delivery job
         return fresh
+
+    @contextmanager
+    def _rewind_on_error(self) -> Iterator[None]:
+        """On an error (a full disk), back to the engine the store has: that pass is evaluated again on the next.
+
+        Else the engine would hold events whose alerts never reached the outbox, and skip them: lost alerts.
+        """
+        try:
+            yield
+        except Exception:
+            engine, saved = Engine(self.config), self.store.load_state("engine")
+            if saved is not None:
+                engine.load(saved)
+            self.engine = engine
+            raise
 
     def _unseen(self, now: dt.datetime) -> History:
         bars: dict[str, list[Bar]] = {}
@@ -220,7 +237,7 @@ class Daemon:
             self._source_failed("prices", now, "; ".join(f"{i}: {e}" for i, e in sorted(result.errors.items())))
         if not any("intraday" in r.on for r in self.config.rules) or not result.prices:
             return []
-        with self.lock:
+        with self.lock, self._rewind_on_error():
             alerts = self.engine.on_intraday(now, {i: q.price for i, q in result.prices.items()})
             self._count("evaluations", trigger="intraday")
             fresh = self.dispatcher.submit(alerts, now)
@@ -247,10 +264,10 @@ class Daemon:
             close_at = calendar.close_times(code, session, session)[session]
             for iid in still:
                 if now - close_at > CLOSE_LATE and (iid, session) not in self._late_closes:
-                    self._late_closes.add((iid, session))
                     self.ops("close-late", f"no {session} bar of {self.config.instruments[iid].symbol} "
                                            f"{int((now - close_at).total_seconds() // 60)} min after the close",
                              f"{iid}:{session}")
+                    self._late_closes.add((iid, session))  # once raised: an ops alert the store refused comes again
         return self.advance(now)
 
     def burst(self, release_id: str, day: dt.date) -> list[Alert]:
@@ -260,21 +277,26 @@ class Daemon:
         series = sorted({m.series for m in self.config.macro.values() if m.release == release_id})
         pending = [s for s in series if not self._published(s, day)]  # a restart may find it already in
         fired: list[Alert] = []
-        late = False
+        late = recheck = False
         while pending and not self.stopping.is_set():
             now = self.clock.now()
             since = day - dt.timedelta(days=800)  # enough for the prior period, a year back and 12 first prints
-            if self.refresh_vintages(now, pending, since):
-                seen = [s for s in pending if self._published(s, day)]
-                if seen:
-                    pending = [s for s in pending if s not in seen]
-                    fired += self.advance(self.clock.now())
             waited = now - at
-            if pending and waited > RELEASE_LATE and not late:
-                late = True
-                self.ops("release-late", f"{release_id} of {day}: no new observation of {', '.join(pending)} "
-                                         f"{int(waited.total_seconds() // 60)} min after {release.time:%H:%M}",
-                         f"{release_id}:{day}")
+            try:
+                if self.refresh_vintages(now, pending, since) or recheck:
+                    recheck = False
+                    seen = [s for s in pending if self._published(s, day)]
+                    if seen:
+                        fired += self.advance(self.clock.now())
+                        pending = [s for s in pending if s not in seen]
+                if pending and waited > RELEASE_LATE and not late:
+                    self.ops("release-late", f"{release_id} of {day}: no new observation of {', '.join(pending)} "
+                                             f"{int(waited.total_seconds() // 60)} min after {release.time:%H:%M}",
+                             f"{release_id}:{day}")
+                    late = True
+            except StoreError as exc:  # a full disk: the burst is the release's only poll, so it polls on
+                recheck = True        # and looks again at what the store may hold already
+                log.error("release %s of %s: %s", release_id, day, exc)
             if pending and waited > BURST_GIVE_UP:
                 log.error("release %s of %s: gave up waiting for %s", release_id, day, ", ".join(pending))
                 break
@@ -329,9 +351,9 @@ class Daemon:
         now = self.clock.now()
         for name, h in self.health.items():
             if h.failing_since and now - h.failing_since > SOURCE_DOWN and not h.alerted:
-                h.alerted = True
                 self.ops("source-down", f"{name} failing since {h.failing_since:%Y-%m-%d %H:%M %Z}: {h.error}",
                          f"{name}:{h.failing_since.isoformat()}")
+                h.alerted = True  # once raised: an ops alert the store refused (a full disk) comes again
         data = {"started": _iso(self.started), "heartbeat": now.isoformat(), "pid": os.getpid(),
                 "sources": {n: h.to_data() for n, h in self.health.items()}}
         self.store.save_state("daemon", data)

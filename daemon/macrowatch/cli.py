@@ -346,8 +346,9 @@ def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) ->
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status(config_path: Path, fmt: str) -> None:
-    """Show what the store knows now: each level's state and price, the last data, the next releases,
-    the daemon's heartbeat and sources, the pending outbox and the last sends.
+    """Show what the store knows now: which instance leads (on a PostgreSQL store), each level's state and
+    price, the last data, the next releases, the daemon's heartbeat and sources, the pending outbox, the
+    last sends and the possible repeats.
 
     Reads the store only (exit 1 when there is none). Channels are shown by id, never by URL.
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from macrowatch.app import Daemon
 from macrowatch.config import Config, ConfigError
+from macrowatch.store.base import Fenced
 
 log = logging.getLogger("macrowatch.scheduler")
 
@@ -48,6 +49,7 @@ class Runner:
         self.stopped = threading.Event()
         self.caught_up = threading.Event()
         self.errors = 0
+        self._adding = threading.Lock()  # a job adding jobs, or the shutdown: see _add_job
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -67,7 +69,7 @@ class Runner:
                 "intraday": self.daemon.intraday}
         now = self._wall(self.daemon.clock.now())
         for name, seconds in self.every.items():
-            self.scheduler.add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now)
+            self._add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now)
         self._schedule_releases()
         self.caught_up.set()
 
@@ -94,12 +96,25 @@ class Runner:
         self.daemon.stopping.set()
         self.stopped.set()
 
-    def shutdown(self) -> None:
-        """Stop the scheduler, waiting for running jobs (an in-flight send finishes)."""
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the scheduler, waiting for running jobs (an in-flight send finishes) unless `wait` is False."""
         self.daemon.stopping.set()
+        with self._adding:
+            pass  # a job adding a job finishes that first; none adds one after
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=wait)
         log.info("stopped")
+
+    def _add_job(self, *args, **kwargs) -> None:
+        """add_job from a running job (the catch-up, a schedule refresh), unless the runner is stopping.
+
+        APScheduler's shutdown holds its job store lock while it waits for the running jobs, and add_job takes
+        that lock: a job adding a job during a shutdown would wait for ever, and the daemon with it (SIGTERM
+        during the catch-up hung). Such a job skips its adds once the shutdown has begun.
+        """
+        with self._adding:
+            if not self.daemon.stopping.is_set():
+                self.scheduler.add_job(*args, **kwargs)
 
     # ---- reload ---------------------------------------------------------------------------------------
     def request_reload(self, load: Callable[[], Config]) -> None:
@@ -133,9 +148,8 @@ class Runner:
         """A one-shot burst job per scheduled release (one still under way runs at once)."""
         now = self.daemon.clock.now()
         for rid, day, at in self.daemon.release_times(now):
-            self.scheduler.add_job(self.daemon.burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
-                                   name=f"release {rid} {day}", run_date=self._wall(max(at, now)),
-                                   replace_existing=True)
+            self._add_job(self.daemon.burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
+                          name=f"release {rid} {day}", run_date=self._wall(max(at, now)), replace_existing=True)
 
     def _wall(self, when: dt.datetime) -> dt.datetime:
         return self.daemon.clock.to_wall(when)
@@ -143,6 +157,9 @@ class Runner:
     def _on_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
             log.warning("job %s missed its time %s", event.job_id, event.scheduled_run_time)
+            return
+        if isinstance(event.exception, Fenced):  # another instance leads now (ha.py): not a bug
+            log.warning("job %s stopped: %s", event.job_id, event.exception)
             return
         self.errors += 1
         log.error("job %s failed: %s: %s", event.job_id, type(event.exception).__name__, event.exception,

@@ -34,7 +34,7 @@ def open_existing(config: Config) -> Store:
 
 def collect(config: Config, store: Store, now: dt.datetime) -> Report:
     """Everything `status` shows, as JSON-able data (times ISO-8601, ages in seconds)."""
-    return {"store": store.name, "now": now.isoformat(), "daemon": _daemon(store, now),
+    return {"store": store.name, "now": now.isoformat(), "leader": _leader(store), "daemon": _daemon(store, now),
             **_engine(config, store), "data": _data(config, store, now),
             "next_releases": _releases(config, store, now), "outbox": _outbox(store)}
 
@@ -43,6 +43,18 @@ def collect(config: Config, store: Store, now: dt.datetime) -> Report:
 
 def _age(now: dt.datetime, then: str | None) -> float | None:
     return None if then is None else (now - dt.datetime.fromisoformat(then)).total_seconds()
+
+
+def _leader(store: Store) -> dict[str, Any] | None:
+    """Who holds the lease on a shared (PostgreSQL) store, by the database's clock; None on SQLite."""
+    if store.dialect == "sqlite":
+        return None
+    row = store.lease()
+    if row is None:
+        return {"holder": None, "held": False, "token": None, "since": None, "expires": None, "expires_in": None}
+    wall = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
+    return {"holder": row.holder, "held": row.held, "token": row.token, "since": wall(row.since),
+            "renewed": wall(row.renewed_at), "expires": wall(row.expires_at), "expires_in": row.expires_at - row.now}
 
 
 def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
@@ -121,7 +133,9 @@ def _outbox(store: Store) -> dict[str, Any]:
         parts = key.split("|")
         sent.append({"at": at.isoformat(), "channel": channel, "rule": parts[0],
                      "labels": parts[1] if len(parts) > 2 else "", "event": parts[-1] if len(parts) > 1 else ""})
-    return {"pending": store.pending(), "sent": sent}
+    total, repeated = store.repeats(SENT_SHOWN)
+    return {"pending": store.pending(), "sent": sent, "possible_repeats": total,
+            "repeated": [{"key": k, "channel": c, "repeats": n} for k, c, n in repeated]}
 
 
 # ---- text -------------------------------------------------------------------------------------------
@@ -137,8 +151,9 @@ def ago(seconds: float | None) -> str:
     return f"{int(s)}s"
 
 
-def _when(iso: str | None, zone: zoneinfo.ZoneInfo) -> str:
-    return dt.datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if iso else "-"
+def _when(iso: str | None, zone: zoneinfo.ZoneInfo, seconds: bool = False) -> str:
+    form = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z"
+    return dt.datetime.fromisoformat(iso).astimezone(zone).strftime(form) if iso else "-"
 
 
 def _num(x: float | None, signed: bool = False) -> str:
@@ -160,12 +175,30 @@ def render(report: Report, timezone: str) -> list[str]:
     """The report as lines of aligned text, times in the config's timezone."""
     zone = zoneinfo.ZoneInfo(timezone)
     lines = [f"store: {report['store']}"]
+    lines += _leader_lines(report.get("leader"), zone)
     lines += _daemon_lines(report["daemon"], zone)
     lines += _level_lines(report, zone)
     lines += _data_lines(report["data"])
     lines += _release_lines(report["next_releases"], zone)
     lines += _outbox_lines(report["outbox"], zone)
     return lines
+
+
+def _leader_lines(leader: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> list[str]:
+    if leader is None:
+        return []  # SQLite: one instance, no lease
+    if leader["token"] is None:
+        return ["leader: none yet (no instance has taken the lease on this store)"]
+    if leader["held"]:
+        return [f"leader: {leader['holder']} since {_when(leader['since'], zone)} (token {leader['token']}), "
+                f"lease renewed {_when(leader['renewed'], zone, seconds=True)}, expires in "
+                f"{ago(leader['expires_in'])}"]
+    ended = ago(-leader["expires_in"])
+    if leader["holder"] is None:
+        return [f"leader: none: the last leader released the lease (token {leader['token']}) {ended} ago, at a "
+                "clean stop; a running standby takes it at its next poll"]
+    return [f"leader: none: the lease of {leader['holder']} (token {leader['token']}) expired {ended} ago; "
+            "a running standby takes it at its next poll"]
 
 
 def _daemon_lines(d: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> list[str]:
@@ -233,6 +266,10 @@ def _release_lines(releases: list[dict[str, Any]], zone: zoneinfo.ZoneInfo) -> l
 
 def _outbox_lines(outbox: dict[str, Any], zone: zoneinfo.ZoneInfo) -> list[str]:
     lines = [f"outbox: {outbox['pending']} pending"]
+    if outbox.get("possible_repeats"):
+        shown = ", ".join(f"{r['key']} to {r['channel']}" for r in outbox["repeated"])
+        lines.append(f"possible repeats: {outbox['possible_repeats']} (a send whose record was lost in a crash or a "
+                     f"failover, sent again): {shown}")
     if not outbox["sent"]:
         return [*lines, "last sent: nothing sent yet"]
     rows = [[_when(s["at"], zone), s["channel"], s["rule"], s["event"]] for s in outbox["sent"]]

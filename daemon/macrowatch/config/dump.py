@@ -1,6 +1,7 @@
 """A loaded config back to plain YAML data, every default written out (`macrowatch check --show`).
 
-Secrets stay as written: a channel or API key shows its `${VAR}` text, never the expanded value.
+Secrets stay as written: a channel or API key shows its `${VAR}` text, never the expanded value; a store
+URL's password shows as ***.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from macrowatch.config.types import (
     BreakoutParams,
     Condition,
     Config,
+    Ha,
     Level,
     LevelEntered,
     LevelIn,
@@ -33,9 +35,11 @@ def dump(config: Config) -> dict[str, Any]:
         "breakout": _breakout(config.breakout),
     }
     if config.store:
-        out["store"] = config.store
+        out["store"] = _store(config.store)
     if config.health:
         out["health"] = {"listen": f"{config.health.host}:{config.health.port}"}
+    if config.ha != Ha() or str(config.store or "").startswith(("postgresql://", "postgres://")):
+        out["ha"] = {"lease": f"{config.ha.lease_seconds}s"}
     sources: dict[str, Any] = {}
     fred = {k: v for k, v in (("api_key", config.fred.api_key_source), ("url", config.fred.url)) if v}
     if fred:
@@ -56,6 +60,15 @@ def dump(config: Config) -> dict[str, Any]:
     out["channels"] = {c.id: c.source for c in config.channels.values()}
     out["rules"] = [_rule(r) for r in config.rules]
     return out
+
+
+def _store(target: str) -> str:
+    """A path as is; a postgresql:// URL with its password (expanded from the environment) as ***."""
+    scheme, sep, rest = target.partition("://")
+    userinfo, at, host = rest.rpartition("@")  # the last '@': a password may hold '@' or '/' unquoted
+    if not (sep and at and ":" in userinfo):
+        return target
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _breakout(p: BreakoutParams) -> dict[str, Any]:

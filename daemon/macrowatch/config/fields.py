@@ -14,7 +14,9 @@ from macrowatch.config.types import Duration
 from macrowatch.config.yamlsrc import YNode
 
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(bars?|d|h|m)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d{1,9})\s*(bars?|d|h|m)\s*$")  # 9 digits: int() and timedelta never overflow
+MAX_DURATION = dt.timedelta(days=36525)  # 100 years: longer is a typo, and overflows date arithmetic
+MAX_BARS = 25_000                         # about 100 years of sessions
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 _TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false",
@@ -66,6 +68,14 @@ class Reader:
     def error(self, loc: Loc, message: str) -> None:
         self.problems.error(loc, message)
 
+    def expand(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """`expand_env`, noting each value it put in so that no message shows it (it may be a secret)."""
+        for m in _VAR_RE.finditer(text):
+            value = os.environ.get(m.group(1))
+            if value:
+                self.problems.hide(value, m.group(1))
+        return expand_env(text)
+
     # ---- mappings ---------------------------------------------------------------------------
     def mapping(self, node: YNode, what: str, allowed: Iterable[str],
                 required: Iterable[str] = ()) -> dict[str, YNode] | None:
@@ -101,7 +111,7 @@ class Reader:
             return None
         text = node.value
         if expand:
-            text, missing = expand_env(text)
+            text, missing = self.expand(text)
             for var in missing:
                 self.error(node.loc, f"{what}: environment variable {var} is not set")
             if missing:
@@ -117,6 +127,11 @@ class Reader:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.error(node.loc, f"{what}: expected a number, got {describe(v)}")
+            return None
+        try:
+            v = float(v)
+        except OverflowError:  # an integer of hundreds of digits
+            self.error(node.loc, f"{what}: expected a finite number, got one too large for a float")
             return None
         if v != v or v in (float("inf"), float("-inf")):
             self.error(node.loc, f"{what}: expected a finite number, got {v}")
@@ -207,7 +222,12 @@ class Reader:
         if unit == "bars" and not bars:
             self.error(node.loc, f"{what}: takes elapsed time ('Nd', 'Nh' or 'Nm'), not bars")
             return None
-        return Duration(int(m.group(1)), unit)
+        d = Duration(int(m.group(1)), unit)
+        if d.amount > MAX_BARS if d.is_bars else d.as_timedelta() > MAX_DURATION:
+            self.error(node.loc, f"{what}: {d} is too long (at most {MAX_BARS} bars or "
+                                 f"{MAX_DURATION.days}d)")
+            return None
+        return d
 
     def string_list(self, node: YNode, what: str, expand: bool = True) -> list[tuple[str, Loc]]:
         """A string or a list of strings, each with its place."""

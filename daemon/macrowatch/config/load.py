@@ -12,10 +12,10 @@ from macrowatch.config import rules as rules_mod
 from macrowatch.config import sections
 from macrowatch.config.fields import Reader, describe, suggest
 from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
-from macrowatch.config.types import BreakoutParams, Config, Duration, FredSource
+from macrowatch.config.types import BreakoutParams, Config, Duration, FredSource, Ha
 from macrowatch.config.yamlsrc import YNode, load_file
 
-TOP_KEYS = ["timezone", "calendar", "store", "poll", "health", "sources", "instruments", "levels",
+TOP_KEYS = ["timezone", "calendar", "store", "poll", "health", "ha", "sources", "instruments", "levels",
             "breakout", "releases", "macro", "channels", "rules"]
 ID_SECTIONS = ["instruments", "levels", "releases", "macro", "channels"]
 
@@ -143,6 +143,11 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
         kw["poll_intraday"] = sections.poll(r, s["poll"].node) or Duration(5, "m")
     if "health" in s:
         kw["health"] = sections.health(r, s["health"].node)
+    if "ha" in s:
+        kw["ha"] = sections.ha(r, s["ha"].node) or Ha()
+        if not str(kw.get("store") or "").startswith(("postgresql://", "postgres://")):
+            r.problems.warn(s["ha"].key_loc, "ha: has no effect with a SQLite store (one instance runs); "
+                                             "several instances need a postgresql:// store")
     if "sources" in s:
         kw["fred"], kw["yahoo"] = sections.sources(r, s["sources"].node)
     defaults = BreakoutParams()

@@ -41,19 +41,30 @@ class Problems:
     items: list[Problem] = field(default_factory=list)
     rule: str | None = None  # the rule being parsed, named in its errors
     unreadable: set[Loc] = field(default_factory=set)  # values YAML could not read, already reported
+    hidden: dict[str, str] = field(default_factory=dict)  # a value from the environment -> its "${VAR}"
 
     def error(self, loc: Loc, message: str) -> None:
         if loc in self.unreadable:
             return  # a value already reported as unreadable: no second error saying it is empty
-        self.items.append(Problem(loc, message, self.rule))
+        self.items.append(Problem(loc, self._hide(message), self.rule))
 
     def unreadable_value(self, loc: Loc, message: str) -> None:
         """An error about a YAML value that could not be read; later errors about its place are dropped."""
-        self.items.append(Problem(loc, message, self.rule))
+        self.items.append(Problem(loc, self._hide(message), self.rule))
         self.unreadable.add(loc)
 
     def warn(self, loc: Loc, message: str) -> None:
-        self.items.append(Problem(loc, message, self.rule, warning=True))
+        self.items.append(Problem(loc, self._hide(message), self.rule, warning=True))
+
+    def hide(self, value: str, var: str) -> None:
+        """A value expanded from ${VAR} may be a secret: messages show `${VAR}` in its place, never the value."""
+        if len(value) >= 4:  # shorter ones would replace ordinary words
+            self.hidden[value] = self.hidden[repr(value)[1:-1]] = f"${{{var}}}"  # as is, and as !r shows it
+
+    def _hide(self, message: str) -> str:
+        for value in sorted(self.hidden, key=len, reverse=True):
+            message = message.replace(value, self.hidden[value])
+        return message
 
     @property
     def errors(self) -> list[Problem]:

@@ -34,6 +34,7 @@ from macrowatch.config.yamlsrc import YNode
 
 RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels"]
 MAX_CONDITION_DEPTH = 16
+MAX_FORMAT_WIDTH = 200
 
 # What a message template may name, per kind of id, with a sample value to try the format spec on.
 TEMPLATE_FIELDS: dict[str, dict[str, Any]] = {
@@ -221,6 +222,13 @@ def _template_field(r: Reader, loc: Loc, name: str, known: Known) -> TemplateFie
 def _try_format(r: Reader, loc: Loc, name: str, spec: str, conversion: str | None, field: TemplateField) -> bool:
     if "{" in spec:
         r.error(loc, f"message: {{{name}}}: nested fields in a format spec are not allowed")
+        return False
+    if conversion and conversion not in ("r", "s", "a"):
+        r.error(loc, f"message: {{{name}}}: conversion !{conversion} is not one of !r, !s, !a")
+        return False
+    # A width or precision of millions would build a string of that size at every send.
+    if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec)):
+        r.error(loc, f"message: {{{name}}}: format spec {spec!r}: widths and precisions go up to {MAX_FORMAT_WIDTH}")
         return False
     value: Any = TEMPLATE_FIELDS[field.kind][field.attr]
     if conversion:

@@ -7,11 +7,12 @@ import re
 import zoneinfo
 from pathlib import Path
 
-from macrowatch.config.fields import Reader, expand_env, suggest
+from macrowatch.config.fields import Reader, describe, suggest
 from macrowatch.config.types import (
     BreakoutParams,
     Channel,
     FredSource,
+    Ha,
     Health,
     Instrument,
     Level,
@@ -33,7 +34,7 @@ def timezone(r: Reader, node: YNode) -> str | None:
         return None
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         r.error(node.loc, f"timezone: unknown time zone {name!r} (an IANA name like America/New_York)")
         return None
     return name
@@ -85,6 +86,24 @@ def health(r: Reader, node: YNode) -> Health | None:
     return Health(m.group(1) or "127.0.0.1", int(m.group(2)))
 
 
+HA_LEASE_MIN, HA_LEASE_MAX = 3, 600
+
+
+def ha(r: Reader, node: YNode) -> Ha | None:
+    fields = r.mapping(node, "ha", ["lease"])
+    if not fields or "lease" not in fields:
+        return None if fields is None else Ha()
+    value = fields["lease"].value
+    m = re.fullmatch(r"\s*(\d{1,6})\s*(s|m)\s*", value) if isinstance(value, str) else None
+    seconds = int(m.group(1)) * (60 if m.group(2) == "m" else 1) if m else None
+    if seconds is None or not HA_LEASE_MIN <= seconds <= HA_LEASE_MAX:
+        shown = repr(value) if isinstance(value, str) else describe(value)
+        r.error(fields["lease"].loc, f"ha.lease: expected seconds ('Ns') or minutes ('Nm') from "
+                                     f"{HA_LEASE_MIN}s to {HA_LEASE_MAX // 60}m, got {shown}")
+        return None
+    return Ha(seconds)
+
+
 def _url(r: Reader, node: YNode, what: str) -> str | None:
     text = r.string(node, what)
     if text is not None and not re.match(r"^https?://[^/\s]+", text):
@@ -100,7 +119,7 @@ def sources(r: Reader, node: YNode) -> tuple[FredSource, YahooSource]:
         f = r.mapping(fields["fred"], "sources.fred", ["api_key", "url"]) or {}
         key = src = None
         if "api_key" in f and (src := r.string(f["api_key"], "sources.fred.api_key", expand=False)) is not None:
-            key, _missing = expand_env(src)  # an unset key means the keyless CSV (warned at load)
+            key, _missing = r.expand(src)  # an unset key means the keyless CSV (warned at load)
         url = _url(r, f["url"], "sources.fred.url") if "url" in f else None
         fred = FredSource(api_key=key or None, api_key_source=src, url=url)
     if "yahoo" in fields:
@@ -261,7 +280,7 @@ def channel(r: Reader, cid: str, node: YNode) -> Channel | None:
     urls, missing, sources_ = [], [], []
     for text, _loc in items:
         sources_.append(text)
-        expanded, unset = expand_env(text)
+        expanded, unset = r.expand(text)
         missing.extend(unset)
         urls.extend(u for u in re.split(r"[\s,]+", expanded) if u)
     return Channel(cid, " ".join(sources_), tuple(urls), tuple(dict.fromkeys(missing)), loc=node.loc)

@@ -273,6 +273,13 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Ha:
+    """High availability on a postgresql:// store: how long a lease lasts (takeover time; ha.py)."""
+
+    lease_seconds: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     files: tuple[Path, ...]
     timezone: str = "America/New_York"
@@ -280,6 +287,7 @@ class Config:
     store: str | None = None           # path (made absolute) or postgresql:// URL; None: the default place
     poll_intraday: Duration = Duration(5, "m")
     health: Health | None = None
+    ha: Ha = Ha()
     fred: FredSource = FredSource()
     yahoo: YahooSource = YahooSource()
     breakout: BreakoutParams = BreakoutParams()

@@ -1,11 +1,13 @@
 """YAML to located values: every scalar, list and mapping keeps its file, line and column.
 
 Only the safe YAML subset is read: no tags beyond the standard ones, so no YAML construct can run
-code. Anchors and aliases work, within a budget of visited nodes that stops alias bombs.
+code. Anchors and aliases work, within a budget of nodes (composed, then visited) that stops huge files and
+alias bombs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:seq",
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")  # "\0" and "\ud800" escapes: no file name or output holds them
 
 
 @dataclass
@@ -60,6 +63,21 @@ class _TooLarge(Exception):
     pass
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops composing after MAX_NODES nodes: a file of millions of values (under the size
+    limit) fails in seconds, instead of taking a minute of CPU and a gigabyte of nodes first."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.nodes_left = MAX_NODES
+
+    def compose_node(self, parent, index):
+        self.nodes_left -= 1
+        if self.nodes_left < 0:
+            raise _TooLarge()
+        return super().compose_node(parent, index)
+
+
 def _loc(name: str, node: yaml.Node) -> Loc:
     return Loc(name, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -86,7 +104,16 @@ def load_file(path: Path, problems: Problems, display: str | None = None) -> YNo
 def load_text(text: str, name: str, problems: Problems) -> YNode | None:
     """Parse YAML text into a YNode tree, or report why not."""
     try:
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs = list(yaml.compose_all(text, Loader=_Loader))
+    except _TooLarge:
+        problems.error(Loc(name, 1, 1), f"document has more than {MAX_NODES} values")
+        return None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses (NUL, controls): where it stands
+        at = exc.position
+        loc = Loc(name, text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at))
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        problems.error(loc, f"YAML syntax error: character {what} is not allowed ({exc.reason})")
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Loc(name, mark.line + 1, mark.column + 1) if mark else Loc(name)
@@ -97,7 +124,7 @@ def load_text(text: str, name: str, problems: Problems) -> YNode | None:
         problems.error(loc, f"YAML syntax error: {what}")
         return None
     except yaml.YAMLError as exc:
-        problems.error(Loc(name), f"YAML error: {exc}")
+        problems.error(Loc(name), f"YAML error: {' '.join(str(exc).split())}")  # one line, as every error
         return None
     except RecursionError:
         problems.error(Loc(name), "YAML is nested too deeply")
@@ -170,14 +197,21 @@ def _mapping(node: yaml.MappingNode, name: str, problems: Problems, budget: _Bud
 
 
 def _scalar(node: yaml.ScalarNode, loc: Loc, problems: Problems) -> Any:
+    if _NOT_TEXT.search(node.value):
+        problems.unreadable_value(loc, f"bad value {node.value!r}: a NUL or half a UTF-16 surrogate pair is not text")
+        return None
     if node.tag == "tag:yaml.org,2002:str":
         return node.value
     if ":" in node.value and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
         return node.value  # YAML 1.1 base-60 (8:30 -> 510) surprises everyone: keep the text
+    if node.tag in ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
+        problems.unreadable_value(loc, f"bad value {node.value!r}: a {node.tag[18:]} tag on a plain value")
+        return None
     construct = yaml.SafeLoader.yaml_constructors[node.tag]
     try:
         return construct(_CONSTRUCTOR, node)
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+    # A tag forced on a value it does not fit (`!!bool maybe`, `!!timestamp soon`) fails in many ways.
+    except (yaml.YAMLError, ValueError, OverflowError, LookupError, AttributeError, TypeError) as exc:
         problems.unreadable_value(loc, f"bad value {node.value!r}: {exc}")
         return None
 

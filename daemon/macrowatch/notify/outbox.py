@@ -6,8 +6,10 @@
 
 A success is recorded at once; a failure is recorded with its masked reason and the next attempt time
 (10 s, doubling, at most 15 min), which lives in the store and so survives a restart. A crash between a
-send and its record repeats at most that one send. A channel that fails is not tried again in the same pass
-nor before its backoff ends, so a dead receiver costs one attempt per backoff, and other channels go on.
+send and its record repeats at most that one send: under a leadership (ha.py) each delivery is claimed
+before its send, and a claim found unrecorded at the next start or takeover counts as a possible repeat.
+A channel that fails is not tried again in the same pass nor before its backoff ends, so a dead receiver
+costs one attempt per backoff, and other channels go on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from macrowatch.config.types import Channel
 from macrowatch.model import Alert
 from macrowatch.notify import render as render_mod
 from macrowatch.notify.render import Context, Kind, kind_of
+from macrowatch.store.base import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class Dispatcher:
         # In memory (a restart probes each channel once, then the stored next tries rule):
         self._blocked: dict[str, dt.datetime] = {}  # channel -> no try before this
         self._streak: dict[str, int] = {}           # channel -> failures in a row
+        self._unrecorded: dict[tuple[str, str], dt.datetime] = {}  # (key, channel) sent, its record refused
 
     def submit(self, alerts: Iterable[Alert], now: dt.datetime) -> list[Alert]:
         """Write every alert and its deliveries to the outbox before any send; return the ones not seen before.
@@ -109,18 +113,33 @@ class Dispatcher:
         """Try every delivery due at `now`, each on its own; record each result as soon as it is known."""
         charts: dict[str, bytes | None] = {}
         outcomes = []
+        self._record_late()
         for d in self.store.due(now):
             if self._blocked.get(d.channel, now) > now:
                 continue  # this channel failed in this pass or is backing off: one probe per backoff
+            if (d.key, d.channel) in self._unrecorded:
+                continue  # sent; only its record waits for the store
             if d.key not in charts:
                 charts[d.key] = self._chart(d.alert)
-            outcome = self._attempt(d, charts[d.key])
+            try:
+                if not self._claim(d):
+                    continue  # sent meanwhile
+                outcome = self._attempt(d, charts[d.key])
+            except Fenced as exc:
+                # Another instance leads now (ha.py): it delivers the rest, and counts a claim left here.
+                log.warning("delivery stopped: %s", exc)
+                break
             if not outcome.ok and outcome.next_at is not None:
                 self._blocked[d.channel] = max(outcome.next_at, now + dt.timedelta(microseconds=1))
             else:
                 self._blocked.pop(d.channel, None)
             outcomes.append(outcome)
         return outcomes
+
+    def _claim(self, d: Any) -> bool:
+        """Mark the delivery as ours before sending it (a store with no leadership to check claims nothing)."""
+        claim = getattr(self.store, "claim", None)
+        return True if claim is None else bool(claim(d.key, d.channel, self.clock.now()))
 
     def pending(self) -> int:
         """How many deliveries are not sent yet."""
@@ -138,17 +157,42 @@ class Dispatcher:
         at = self.clock.now()
         if ok:
             self._streak.pop(d.channel, None)
-            self.store.mark_sent(d.key, d.channel, at)
+            if not self._record(self.store.mark_sent, d.key, d.channel, at):
+                self._unrecorded[(d.key, d.channel)] = at  # never sent again by this process
             log.info("alert %s sent to channel %s", d.key, d.channel)
             return Outcome(d.key, d.channel, True, "", d.attempts)
         # The channel's failures in a row count too: a dead receiver with many alerts queued backs off as one.
         failures = max(d.attempts, self._streak.get(d.channel, 0))
         self._streak[d.channel] = failures + 1
         next_at = at + backoff(failures, self.first, self.cap)
-        self.store.mark_failed(d.key, d.channel, at, reason, next_at)
+        self._record(self.store.mark_failed, d.key, d.channel, at, reason, next_at)  # refused: backs off in memory
         log.warning("alert %s to channel %s failed (attempt %d): %s; next try at %s", d.key, d.channel,
                     d.attempts + 1, reason, next_at.isoformat(timespec="seconds"))
         return Outcome(d.key, d.channel, False, reason, d.attempts, next_at)
+
+    def _record(self, write: Callable[..., None], key: str, channel: str, *args: Any) -> bool:
+        """Record a delivery's result; False when the store refuses the write (a full or read-only disk).
+
+        The send's outcome stands either way: an exception here would send the alert again on the next pass,
+        every pass, for as long as the disk is full. A lost leadership (Fenced) still stops the pass.
+        """
+        try:
+            write(key, channel, *args)
+        except Fenced:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any store's error; the daemon goes on
+            log.error("alert %s to channel %s: the store refused the result (%s)", key, channel, exc)
+            return False
+        return True
+
+    def _record_late(self) -> None:
+        """Record the successes the store refused before, as soon as it takes writes again."""
+        for (key, channel), at in list(self._unrecorded.items()):
+            try:
+                self.store.mark_sent(key, channel, at)
+            except Exception:  # noqa: BLE001 - still refused: kept in memory, tried again on the next pass
+                return
+            del self._unrecorded[(key, channel)]
 
     def _chart(self, alert: Alert) -> bytes | None:
         if self.chart_for is None or not alert.chart:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,13 @@ FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2200, 12, 31)
 
 class DataError(Exception):
     """A data file that cannot be used: the message names the file and, where it can, the row."""
+
+    def __init__(self, message: str):
+        # The file's own text (a header, a series name) may hold \v, \x85 or \u2028: the message stays one line.
+        super().__init__(_BREAKS.sub(lambda m: repr(m[0])[1:-1], message))
+
+
+_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def _rows(path: Path, required: tuple[str, ...]):
@@ -173,7 +182,12 @@ class PriceColumns:
 
 def _frame(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False)
+        # index_col=False: a first row longer than the header must not turn the dates into the index (every
+        # column then shifts by one); its extra cells are ignored, as csv.DictReader did, without a warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False,
+                               index_col=False)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except pd.errors.EmptyDataError:

@@ -281,8 +281,12 @@ def _day(value: object) -> dt.date:
 
 
 def _number(value: object) -> float | None:
-    """A value from fredapi's frame; None for FRED's "." (NaN, or NaT: pandas 3 infers such rows as dates)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+    """A value from fredapi's frame; None for FRED's "." (NaN, or NaT: pandas 3 infers such rows as dates).
+
+    An infinite value ("1e999" parses as one) is garbage, dropped like a missing value: the store refuses it
+    with a ValueError that would end a release's polling.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
 
@@ -405,7 +409,8 @@ def _parse_graph_csv(text: str, series: str) -> list[tuple[dt.date, float | None
             continue
         try:
             # missing values: "." in the old format, empty in the current one
-            rows.append((dt.date.fromisoformat(row[0]), None if row[1].strip() in ("", ".") else float(row[1])))
+            value = None if row[1].strip() in ("", ".") else _number(float(row[1]))
+            rows.append((dt.date.fromisoformat(row[0]), value))
         except (ValueError, IndexError):
             raise FredError(series, f"malformed fredgraph CSV at line {line}: {','.join(row)[:80]}") from None
     return rows

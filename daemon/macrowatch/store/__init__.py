@@ -1,12 +1,14 @@
-"""The store: bars, vintages, engine state, the outbox and the sent log; SQLite now, PostgreSQL with [8].
+"""The store: bars, vintages, engine state, the outbox and the sent log, in SQLite or PostgreSQL.
 
-    with open_store(config.store) as store:
+    with open_store(config.store) as store:          # a path, or postgresql://user@host/db
         store.put_bars("spx", bars)
 """
 
-from .base import StoreError
-from .core import Store, default_path, open_store
+from .base import Fence, Fenced, StoreError
+from .core import Store, default_path, is_url, open_store
+from .lease import LeaseRow
 from .outbox import ERROR_MAX, Delivery
 from .schema import SCHEMA_VERSION
 
-__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Store", "StoreError", "default_path", "open_store"]
+__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Fence", "Fenced", "LeaseRow", "Store", "StoreError",
+           "default_path", "is_url", "open_store"]

@@ -14,6 +14,21 @@ class StoreError(Exception):
     """The store cannot be opened or used; the message says which store and why, for the user."""
 
 
+class Fenced(StoreError):
+    """A write refused because this instance does not lead (any more): another holds the lease."""
+
+
+class Fence(Protocol):
+    """Who writes: the leadership a store checks each of its acting writes against (see ha.py)."""
+
+    holder: str  # hostname:pid
+
+    def token(self) -> int | None:
+        """The fencing token while this instance leads, None when nothing is to be checked (one instance on
+        SQLite); raises Fenced when it does not lead."""
+        ...
+
+
 class Tx(Protocol):
     """One open transaction: statements take `?` parameters, never formatted values."""
 
@@ -34,6 +49,7 @@ class Db(Protocol):
     """The seam a backend fills: SQLite now, PostgreSQL with issue [8]. SQL above it is portable."""
 
     name: str  # for messages: a path, or a URL with its password masked
+    dialect: str  # "sqlite" or "postgresql", for the few statements that differ (store/lease.py)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one SELECT outside any write."""

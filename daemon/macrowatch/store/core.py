@@ -10,21 +10,37 @@ from types import TracebackType
 from typing import Any
 
 from ..model import Alert, Bar, Vintage
-from . import market, outbox, schema, state
-from .base import Db, StoreError
+from . import lease, market, outbox, schema, state
+from .base import Db, Fence, StoreError
+from .lease import LeaseRow
 from .market import Summary
-from .outbox import Delivery
+from .outbox import Delivery, Writer
 from .sqlite import SqliteDb
 
 FILE_NAME = "macrowatch.sqlite"
 
 
 class Store:
-    """Bars, vintages, engine state, the outbox and the sent log. Every write is its own transaction."""
+    """Bars, vintages, engine state, the outbox and the sent log. Every write is its own transaction.
 
-    def __init__(self, db: Db):
+    Through a fenced view (`with_fence`), the writes that act — the outbox and saved state — are checked
+    against a leadership in the same transaction (ha.py), and deliveries are claimed before their send;
+    market data is written by anyone (it is the same data whoever fetches it).
+    """
+
+    def __init__(self, db: Db, fence: Fence | None = None):
         self._db = db
         self.name = db.name
+        self.dialect = db.dialect
+        self._fence = fence
+
+    def with_fence(self, fence: Fence | None) -> Store:
+        """A view of this store (the same connection) whose acting writes are checked against `fence`."""
+        return Store(self._db, fence)
+
+    def _writer(self) -> Writer | None:
+        # token() raises Fenced at once when this instance knows it no longer leads: no round trip needed.
+        return None if self._fence is None else (self._fence.holder, self._fence.token())
 
     # ---- market data --------------------------------------------------------------------------------
     def put_bars(self, instrument: str, bars: Iterable[Bar]) -> int:
@@ -50,7 +66,7 @@ class Store:
     # ---- engine state -------------------------------------------------------------------------------
     def save_state(self, name: str, data: dict[str, Any]) -> None:
         """Replace the saved state `name` (an engine's `to_data()`) atomically."""
-        state.save_state(self._db, name, data)
+        state.save_state(self._db, name, data, self._writer())
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """The saved state `name`, or None."""
@@ -59,19 +75,35 @@ class Store:
     # ---- outbox and sent log ------------------------------------------------------------------------
     def enqueue(self, alert: Alert, channels: list[str], now: dt.datetime) -> bool:
         """Write the alert and its deliveries at once; False, changing nothing, when its key is known."""
-        return outbox.enqueue(self._db, alert, channels, now)
+        return outbox.enqueue(self._db, alert, channels, now, self._writer())
 
     def due(self, now: dt.datetime) -> list[Delivery]:
         """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
         return outbox.due(self._db, now)
 
+    def claim(self, key: str, channel: str, at: dt.datetime) -> bool:
+        """Before a send: mark the delivery as ours (with a fence; without one, nothing to do); False when it
+        is sent already. Raises Fenced when this instance does not lead."""
+        writer = self._writer()
+        return True if writer is None else outbox.claim(self._db, key, channel, at, writer)
+
     def mark_sent(self, key: str, channel: str, at: dt.datetime) -> None:
-        """Record that the alert reached the channel."""
-        outbox.mark_sent(self._db, key, channel, at)
+        """Record that the alert reached the channel (Fenced: the next leader took the delivery over)."""
+        outbox.mark_sent(self._db, key, channel, at, self._writer())
 
     def mark_failed(self, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime) -> None:
         """Record a failed try (attempts + 1), its short masked error and the next attempt time."""
-        outbox.mark_failed(self._db, key, channel, at, error, next_at)
+        outbox.mark_failed(self._db, key, channel, at, error, next_at, self._writer())
+
+    def take_over(self) -> list[tuple[str, str, str, dt.datetime]]:
+        """At the start of a leadership: clear the claims left unrecorded and count each as a possible
+        repeat; returns (key, channel, claimed_by, claimed_at) of each."""
+        writer = self._writer()
+        return [] if writer is None else outbox.take_over(self._db, writer)
+
+    def repeats(self, limit: int = 5) -> tuple[int, list[tuple[str, str, int]]]:
+        """The possible repeats counted so far, and the latest deliveries that had one."""
+        return outbox.repeats(self._db, limit)
 
     def pending(self) -> int:
         """How many deliveries are not sent yet."""
@@ -84,6 +116,24 @@ class Store:
     def sent_log(self, limit: int = 50) -> list[tuple[str, str, dt.datetime]]:
         """The latest successful sends as (key, channel, sent_at), newest first."""
         return outbox.sent_log(self._db, limit)
+
+    # ---- the lease (ha.py) ---------------------------------------------------------------------------
+    def lease(self) -> LeaseRow | None:
+        """Who leads, with the database's clock; None when no instance has led on this store."""
+        return lease.read(self._db)
+
+    def acquire_lease(self, holder: str, ttl: float) -> int | None:
+        """Take the lease when it is free or expired: the new fencing token (or the current one when the row
+        already names `holder`), or None when another instance holds it."""
+        return lease.acquire(self._db, holder, ttl)
+
+    def renew_lease(self, holder: str, token: int, ttl: float) -> bool:
+        """Extend the lease held with `token`; False when it expired or was taken."""
+        return lease.renew(self._db, holder, token, ttl)
+
+    def release_lease(self, holder: str, token: int) -> bool:
+        """Give the lease up at a clean stop."""
+        return lease.release(self._db, holder, token)
 
     # ---- lifetime -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -107,12 +157,35 @@ def default_path() -> Path:
     return Path.home() / ".local" / "state" / "macrowatch" / FILE_NAME
 
 
-def open_store(target: str | Path | None = None) -> Store:
-    """Open (creating or migrating) the store at a path, or at `default_path()` when None."""
-    if isinstance(target, str) and target.lower().startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL stores arrive with issue [8]")
+def is_url(target: str | Path | None) -> bool:
+    """Whether the store target is a PostgreSQL URL rather than a file path."""
+    return isinstance(target, str) and target.lower().startswith(("postgresql://", "postgres://"))
+
+
+def open_store(target: str | Path | None = None, *, call_timeout: float | None = None) -> Store:
+    """Open (creating or migrating) the store at a path or a postgresql:// URL, or at `default_path()`.
+
+    `call_timeout` (PostgreSQL): the longest a statement may wait for the server before its connection is
+    dropped.
+    """
+    if is_url(target):
+        return Store(_open_postgres(str(target), call_timeout))
     path = Path(target).expanduser() if target is not None else default_path()
     return Store(_open_sqlite(path))
+
+
+def _open_postgres(url: str, call_timeout: float | None) -> Db:
+    from .postgres import PostgresDb  # psycopg is imported only for a PostgreSQL store
+
+    db = PostgresDb(url, **({"call_timeout": call_timeout} if call_timeout else {}))
+    try:
+        schema.refuse_newer(db, schema.read_version(db))
+        with db.schema_lock():
+            schema.migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _open_sqlite(path: Path) -> SqliteDb:

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Alert
-from .base import Db, StoreError, Tx, from_utc_text, utc_text
+from . import lease
+from .base import Db, Fenced, StoreError, Tx, from_utc_text, utc_text
 
 ERROR_MAX = 200
+# Who writes, as Store passes it: (holder, fencing token); a token of None checks no lease (one instance).
+Writer = tuple[str, int | None]
+_UNCLAIM = "claimed_by = NULL, claimed_at = NULL, claim_token = NULL"
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 _DUE = (
@@ -33,9 +37,10 @@ class Delivery:
     alert: Alert
 
 
-def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime) -> bool:
+def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer: Writer | None = None) -> bool:
     """Write the alert and one delivery per channel at once; False, and nothing written, for a known key."""
     with db.transaction() as tx:
+        fence(tx, db, writer)
         if not tx.execute("INSERT INTO alerts (key, rule, at, payload, enqueued_at) VALUES (?, ?, ?, ?, ?) "
                           "ON CONFLICT (key) DO NOTHING",
                           (alert.key, alert.rule, utc_text(alert.at), _payload(alert), utc_text(now))):
@@ -52,21 +57,77 @@ def due(db: Db, now: dt.datetime) -> list[Delivery]:
             for key, channel, attempts, next_at, error, payload in db.query(_DUE, (utc_text(now),))]
 
 
-def mark_sent(db: Db, key: str, channel: str, at: dt.datetime) -> None:
-    """Record a success; a second success keeps the first time."""
+def claim(db: Db, key: str, channel: str, at: dt.datetime, writer: Writer) -> bool:
+    """Mark the delivery as being sent by `writer`, before the send; False when it is sent already."""
+    holder, token = writer
     with db.transaction() as tx:
-        if not tx.execute("UPDATE deliveries SET sent_at = ? WHERE alert_key = ? AND channel = ? "
-                          "AND sent_at IS NULL", (utc_text(at), key, channel)):
+        fence(tx, db, writer)
+        if tx.execute("UPDATE deliveries SET claimed_by = ?, claimed_at = ?, claim_token = ? "
+                      "WHERE alert_key = ? AND channel = ? AND sent_at IS NULL",
+                      (holder, utc_text(at), token, key, channel)):
+            return True
+        _must_exist(tx, db.name, key, channel)
+        return False
+
+
+def mark_sent(db: Db, key: str, channel: str, at: dt.datetime, writer: Writer | None = None) -> None:
+    """Record a success and clear the claim; a second success keeps the first time.
+
+    With a writer, the claim must still be its own: once the next leader has taken the delivery over (and
+    counted it as a possible repeat), this late record is refused with Fenced.
+    """
+    with db.transaction() as tx:
+        fence(tx, db, writer)
+        mine, params = ("", ()) if writer is None else (" AND claimed_by = ?", (writer[0],))
+        if tx.execute(f"UPDATE deliveries SET sent_at = ?, {_UNCLAIM} WHERE alert_key = ? AND channel = ? "
+                      f"AND sent_at IS NULL{mine}", (utc_text(at), key, channel, *params)):
+            return
+        rows = _must_exist(tx, db.name, key, channel)
+        if writer is not None and rows[0][0] is None:
+            raise Fenced(f"store {db.name}: the delivery of alert {key!r} to channel {channel!r} was taken over "
+                         f"from {writer[0]}; its send is not recorded (the new leader counts a possible repeat)")
+
+
+def mark_failed(db: Db, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime,
+                writer: Writer | None = None) -> None:
+    """Record a failed try and when to try again, and clear the claim; a delivery already sent stays sent."""
+    with db.transaction() as tx:
+        fence(tx, db, writer)
+        mine, params = ("", ()) if writer is None else (" AND (claimed_by IS NULL OR claimed_by = ?)", (writer[0],))
+        if not tx.execute(f"UPDATE deliveries SET attempts = attempts + 1, last_at = ?, last_error = ?, "
+                          f"next_at = ?, {_UNCLAIM} WHERE alert_key = ? AND channel = ? AND sent_at IS NULL{mine}",
+                          (utc_text(at), short_error(error), utc_text(next_at), key, channel, *params)):
             _must_exist(tx, db.name, key, channel)
 
 
-def mark_failed(db: Db, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime) -> None:
-    """Record a failed try and when to try again; a delivery already sent stays sent."""
+def take_over(db: Db, writer: Writer) -> list[tuple[str, str, str, dt.datetime]]:
+    """At the start of a leadership: every delivery claimed and not recorded as sent is a possible repeat.
+
+    Its claim is cleared (a late record by the old claimant is then refused) and its `repeats` count goes
+    up by one; it is sent again as usual. Returns (key, channel, claimed_by, claimed_at) of each.
+    """
     with db.transaction() as tx:
-        if not tx.execute("UPDATE deliveries SET attempts = attempts + 1, last_at = ?, last_error = ?, "
-                          "next_at = ? WHERE alert_key = ? AND channel = ? AND sent_at IS NULL",
-                          (utc_text(at), short_error(error), utc_text(next_at), key, channel)):
-            _must_exist(tx, db.name, key, channel)
+        fence(tx, db, writer)
+        rows = tx.query("SELECT alert_key, channel, claimed_by, claimed_at FROM deliveries "
+                        "WHERE sent_at IS NULL AND claimed_by IS NOT NULL ORDER BY claimed_at, alert_key, channel")
+        if rows:
+            tx.execute(f"UPDATE deliveries SET repeats = repeats + 1, {_UNCLAIM} "
+                       "WHERE sent_at IS NULL AND claimed_by IS NOT NULL")
+    return [(key, channel, by, from_utc_text(at)) for key, channel, by, at in rows]
+
+
+def repeats(db: Db, limit: int) -> tuple[int, list[tuple[str, str, int]]]:
+    """The possible repeats counted so far, and the latest `limit` deliveries that had one."""
+    total = db.query("SELECT COALESCE(SUM(repeats), 0) FROM deliveries")[0][0]
+    rows = db.query("SELECT d.alert_key, d.channel, d.repeats FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
+                    "WHERE d.repeats > 0 ORDER BY a.enqueued_at DESC, d.alert_key, d.channel LIMIT ?", (int(limit),))
+    return int(total), [(key, channel, int(n)) for key, channel, n in rows]
+
+
+def fence(tx: Tx, db: Db, writer: Writer | None) -> None:
+    """Refuse the transaction when the writer carries a token that no longer leads."""
+    if writer is not None and writer[1] is not None:
+        lease.check(tx, db, writer[0], writer[1])
 
 
 def pending(db: Db) -> int:
@@ -95,9 +156,11 @@ def short_error(error: str) -> str:
     return line if len(line) <= ERROR_MAX else line[:ERROR_MAX - 1] + "…"
 
 
-def _must_exist(tx: Tx, name: str, key: str, channel: str) -> None:
-    if not tx.query("SELECT 1 FROM deliveries WHERE alert_key = ? AND channel = ?", (key, channel)):
+def _must_exist(tx: Tx, name: str, key: str, channel: str) -> list[tuple]:
+    rows = tx.query("SELECT sent_at FROM deliveries WHERE alert_key = ? AND channel = ?", (key, channel))
+    if not rows:
         raise StoreError(f"store {name}: no delivery of alert {key!r} to channel {channel!r} in the outbox")
+    return rows
 
 
 def _payload(alert: Alert) -> str:

@@ -34,6 +34,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (alert_key, channel))""",
         "CREATE INDEX deliveries_due ON deliveries (sent_at, next_at)",
     ),
+    (
+        # Issue [8]: several instances, one leader. A delivery is claimed (by holder and fencing token)
+        # before its send and the claim cleared when the result is recorded; a claim found by the next
+        # leader marks a possible repeat, counted in `repeats`. The lease row names the leader; its times
+        # are epoch seconds of the database's clock, so that the hosts' clocks do not matter.
+        "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE deliveries ADD COLUMN claimed_at TEXT",
+        "ALTER TABLE deliveries ADD COLUMN claim_token INTEGER",
+        "ALTER TABLE deliveries ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE lease (
+            name TEXT PRIMARY KEY, holder TEXT, token INTEGER NOT NULL,
+            since REAL NOT NULL, renewed_at REAL NOT NULL, expires_at REAL NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

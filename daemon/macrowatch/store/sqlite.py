@@ -41,6 +41,8 @@ class _Tx:
 class SqliteDb:
     """One connection to a SQLite file, shared by the daemon's threads under a lock."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path):
         self.name = str(path)
         self._lock = threading.RLock()

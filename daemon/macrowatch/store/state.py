@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from .base import Db, StoreError
+from .outbox import Writer, fence
 
 
-def save_state(db: Db, name: str, data: dict[str, Any]) -> None:
+def save_state(db: Db, name: str, data: dict[str, Any], writer: Writer | None = None) -> None:
     """Replace the saved state `name` with `data` in one write."""
     # Serialised before the transaction, so that data that is not JSON fails without touching the store.
     try:
@@ -16,6 +17,7 @@ def save_state(db: Db, name: str, data: dict[str, Any]) -> None:
     except (TypeError, ValueError) as e:
         raise StoreError(f"store {db.name}: state {name!r} is not plain JSON data ({e})") from e
     with db.transaction() as tx:
+        fence(tx, db, writer)
         tx.execute("INSERT INTO state (name, data) VALUES (?, ?) "
                    "ON CONFLICT (name) DO UPDATE SET data = excluded.data", (name, text))
 
