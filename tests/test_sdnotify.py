@@ -110,3 +110,23 @@ def test_watchdog_interval(monkeypatch, usec, pid, expected):
         else:
             monkeypatch.setenv(var, value)
     assert sdnotify.watchdog_interval() == expected
+
+
+def test_a_listener_that_stopped_reading_never_blocks_the_sender(tmp_path, monkeypatch):
+    """A full socket queue makes notify() fail at once (False), never wait: a heartbeat must not hang."""
+    import socket as socket_mod
+    import time
+
+    from macrowatch import sdnotify as sd
+
+    path = str(tmp_path / "full.sock")
+    listener = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_DGRAM)
+    listener.bind(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    try:
+        began = time.monotonic()
+        results = [sd.notify("WATCHDOG=1") for _ in range(2000)]  # far more than the queue holds
+        assert time.monotonic() - began < 10
+        assert results[0] is True and results[-1] is False
+    finally:
+        listener.close()

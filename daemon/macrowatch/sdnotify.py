@@ -26,7 +26,9 @@ def notify(state: str) -> bool:
         return False  # unset, or a transport this module does not speak (e.g. vsock:)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(state.encode(), _address(path))
+            # Never wait: a listener that stopped reading (a full queue) must not stall the heartbeat job,
+            # and with it a SIGTERM that waits for running jobs.
+            sock.sendto(state.encode(), socket.MSG_DONTWAIT, _address(path))
     except OSError as exc:
         # Not fatal: the service keeps running, systemd merely does not hear this message.
         log.warning("sd_notify to %s failed: %s", path, exc)
