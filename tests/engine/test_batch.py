@@ -87,3 +87,18 @@ def test_narrow_range_from_windows_equals_the_closes_themselves(prior, new, bars
         window = history[:len(prior) + k + 1][-bars:]
         expected = len(window) == bars and 100.0 * (max(window) - min(window)) / min(window) <= pct
         assert bool(got[k]) == expected, (k, window)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.integers(0, len(KINDS) - 1), window=st.integers(1, 4),
+       runs=st.lists(st.tuples(st.sampled_from([97.0, 98.5, 99.5, 100.0, 100.5, 101.5, 103.0]),
+                               st.integers(1, 300)), min_size=2, max_size=12))
+def test_batch_equals_bar_by_bar_over_long_stretches(kind, window, runs):
+    """Long stretches in one state: the growing-chunk search must find every exit at any distance."""
+    closes = [value for value, repeat in runs for _ in range(repeat)]
+    lvl = level(kind, 1.0, 0.0, window)
+    days = [START + dt.timedelta(days=i) for i in range(len(closes))]
+    expected = scalar(LevelMachine(lvl), days, closes)
+    track = run_level(LevelMachine(lvl), np.array(days, dtype="datetime64[D]"), np.array(closes))
+    got = [(track.names[s], track.names[s] if ch else None) for s, ch in zip(track.state, track.changed, strict=True)]
+    assert got == [(s, e) for s, e, _ in expected]

@@ -81,6 +81,8 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
         breaks = c > up_q
         under = c < band_q
     next_break = _next_true(breaks)
+    quiet_state = np.where(under, QUIET, APPROACHING).astype(np.int8)
+    defined = int(np.argmax(~np.isnan(band_q))) if (~np.isnan(band_q)).any() else n  # the value's first bar
     dynamic = m.level.kind is not LevelKind.PRICE
     code = {name: i for i, name in enumerate(names)}[m.step.state]
     frozen, w = m.step.frozen, m.step.window_bar
@@ -90,10 +92,11 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
     while i < n:
         if code in (QUIET, APPROACHING):
             j = int(next_break[i])
-            seg = slice(i, j)
-            quiet = np.where(under[seg], QUIET, APPROACHING)
-            undefined = np.isnan(band_q[seg])
-            states[seg] = np.where(undefined, code, quiet)  # no value yet: no transition
+            if i < defined:  # no value yet: no transition
+                states[i:min(j, defined)] = code
+                states[defined:j] = quiet_state[defined:j]
+            else:
+                states[i:j] = quiet_state[i:j]
             if j - i:
                 code = int(states[j - 1])
             if j < n:
@@ -112,12 +115,10 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
             states[i], froz[i] = code, frozen
             i += 1
             continue
-        rest = c[i:]
         if code == FAILED:
-            exits = (rest < band_f) | (rest > up_f)
+            j = _first(lambda a, b, lo=band_f, hi=up_f: (c[a:b] < lo) | (c[a:b] > hi), i, n)
         else:
-            exits = (rest <= fq) | ((rest < band_q[i:]) if dynamic else False)
-        j = i + int(np.argmax(exits)) if exits.any() else n
+            j = _first(lambda a, b, lq=fq: (c[a:b] <= lq) | ((c[a:b] < band_q[a:b]) if dynamic else False), i, n)
         states[i:j], froz[i:j] = code, frozen
         w += j - i
         if j == n:
@@ -135,6 +136,22 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
     track = Track(names, states, states != prev, np.where(np.isnan(froz), after, froz))
     _finish(m, closes, track, frozen, w, after[-1])
     return track
+
+
+def _first(exits, i: int, n: int) -> int:
+    """The first bar from i where `exits(a, b)` (a mask of bars a..b-1) is true, or n.
+
+    Looked for in growing chunks: most stretches end within a few bars, and a mask of the whole rest of a
+    20-year series at every episode would cost more than the episodes themselves.
+    """
+    a, size = i, 16
+    while a < n:
+        b = min(n, a + size)
+        mask = exits(a, b)
+        if mask.any():
+            return a + int(np.argmax(mask))
+        a, size = b, size * 8
+    return n
 
 
 def _finish(m: LevelMachine, closes: np.ndarray, track: Track, frozen: float | None, w: int,
