@@ -93,8 +93,9 @@ class Timeline:
     def unchanged(self, rule) -> bool | None:
         """The rule's last decision in this feed when none of its inputs changed since, else None.
 
-        Only for rules made of level atoms alone: their decision can change only at an event where one of
-        their levels changed state or, one event later, stopped having "just entered" it.
+        Only for rules made of level and narrow-range atoms: their decision can change only at an event where
+        one of their levels changed state (or, one event later, stopped having "just entered" it) or a
+        narrow-range test flipped.
         """
         hits = self._hits.get(rule.name, _UNSET)
         if hits is _UNSET:
@@ -110,10 +111,11 @@ class Timeline:
         self.decided[rule.name] = (held, self.e)
 
     def _rule_hits(self, rule):
-        """Cumulative count of the events where one of the rule's levels changed state, or None."""
-        levels = _level_atoms(rule.when)
-        if levels is None:
+        """Cumulative count of the events where one of the rule's inputs changed, or None if it has others."""
+        atoms = _atoms(rule.when)
+        if atoms is None:
             return None
+        levels, narrows = atoms
         hit = np.zeros(len(self.events), dtype=np.int64)
         for lid in levels:
             track = self.tracks.get(lid)
@@ -122,6 +124,13 @@ class Timeline:
             iid = self.engine.machines[lid].level.instrument
             pos, present = self.pos[iid], self.present[iid]
             hit += present & track.changed[np.maximum(pos, 0)]
+        for c in narrows:
+            if c.instrument not in self.cols:
+                continue  # no new bar: its closes, so the test, cannot change in this feed
+            ok = self.narrow_ok(c.instrument, c.bars, c.pct)
+            flips = np.concatenate([[True], ok[1:] != ok[:-1]])  # the first new bar may differ from before
+            pos, present = self.pos[c.instrument], self.present[c.instrument]
+            hit += present & flips[np.maximum(pos, 0)]
         return np.cumsum(hit)
 
     def narrow_ok(self, iid: str, bars: int, pct: float) -> np.ndarray:
@@ -153,22 +162,26 @@ class Timeline:
 _UNSET = object()
 
 
-def _level_atoms(condition) -> set[str] | None:
-    """The level ids of a condition made of level atoms and combinators only; None if it has other atoms."""
-    from macrowatch.config.types import AllOf, AnyOf, LevelEntered, LevelIn, Not
+def _atoms(condition) -> tuple[set[str], list] | None:
+    """The level ids and narrow-range atoms of a condition made of those and combinators only, else None."""
+    from macrowatch.config.types import AllOf, AnyOf, LevelEntered, LevelIn, NarrowRange, Not
 
     if isinstance(condition, LevelIn | LevelEntered):
-        return {condition.level}
+        return {condition.level}, []
+    if isinstance(condition, NarrowRange):
+        return set(), [condition]
     if isinstance(condition, Not):
-        return _level_atoms(condition.item)
+        return _atoms(condition.item)
     if isinstance(condition, AllOf | AnyOf):
-        out: set[str] = set()
+        levels: set[str] = set()
+        narrows: list = []
         for item in condition.items:
-            got = _level_atoms(item)
+            got = _atoms(item)
             if got is None:
                 return None
-            out |= got
-        return out
+            levels |= got[0]
+            narrows += got[1]
+        return levels, narrows
     return None
 
 
