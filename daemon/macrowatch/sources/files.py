@@ -104,20 +104,23 @@ def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     if any(frame.dtypes[c].kind not in "fi" for c in numeric):
         return None
     values = frame[numeric].to_numpy(dtype=float)  # one 2-D copy: a column at a time costs more in pandas 3
-    cols = {c: values[:, j] for j, c in enumerate(numeric)} | {"Date": frame["Date"].to_numpy()}
-    keep = ~np.isnan(cols["Close"].astype(float))
-    cols = {c: v[keep] for c, v in cols.items()}
-    if any(np.isnan(cols[c].astype(float)).any() for c in numeric):
+    j = {c: k for k, c in enumerate(numeric)}
+    keep = ~np.isnan(values[:, j["Close"]])
+    if not keep.all():
+        values = values[keep]
+    if np.isnan(values).any():
         return None  # a blank or null beside a close: the text reader knows which it is
-    session = cols["Date"].astype("datetime64[D]")
-    if np.isnat(session).any() or (cols["Date"] != session.astype(cols["Date"].dtype)).any():
+    stamps = frame["Date"].to_numpy()[keep]
+    session = stamps.astype("datetime64[D]")
+    if np.isnat(session).any() or (stamps != session.astype(stamps.dtype)).any():
         return None  # a time of day in a date: look closer
-    close = cols["Close"].astype(float)
-    o, h, lo = (cols[c].astype(float) if c in cols else close for c in ("Open", "High", "Low"))
-    volume = cols["Volume"].astype(float) if "Volume" in cols else np.zeros(len(close))
+    close = values[:, j["Close"]]
+    o, h, lo = (values[:, j[c]] if c in j else close for c in ("Open", "High", "Low"))
+    volume = values[:, j["Volume"]] if "Volume" in j else np.zeros(len(close))
+    prices = values[:, [j[c] for c in ("Open", "High", "Low", "Close") if c in j]]
     with np.errstate(invalid="ignore"):
-        ok = ((session[1:] > session[:-1]).all() and np.isfinite(volume).all() and _in_range(session).all()
-              and all((x > 0).all() and np.isfinite(x).all() for x in (o, h, lo, close))
+        ok = ((session[1:] > session[:-1]).all() and np.isfinite(values).all() and _in_range(session).all()
+              and (prices > 0).all()
               and not ((h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))).any())
     return PriceColumns(session, o, h, lo, close, volume) if ok else None
 
