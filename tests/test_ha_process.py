@@ -15,23 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-import zoneinfo
 from pathlib import Path
 
 import pytest
 
 from stubs.fred import KEY
 from stubs.tcpproxy import TcpProxy
+from test_daemon_process import AUGUST, CLOSES, NY, PAYEMS, SESSIONS, bars  # the same market and release
 
-NY = zoneinfo.ZoneInfo("America/New_York")
 LEASE_S = 3
 SLACK_S = 0.75   # reading the logs, and a loaded CI machine's scheduling: the design's bound is LEASE_S itself
-D = dt.date
-SESSIONS = [D(2019, 7, d) for d in (22, 23, 24, 25, 26, 29, 30, 31)] + [D(2019, 8, 1)]
-CLOSES = [95.0, 96, 97, 96, 97, 98, 97, 96, 97]
-PAYEMS = [("2019-05-01", "2019-06-07", 151000), ("2019-06-01", "2019-07-05", 151200),
-          ("2019-05-01", "2019-07-05", 151010)]
-AUGUST = ("2019-07-01", "2019-08-02", 151400)   # +200k: the release both instances wait for
 RELEASE = dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY)
 CONFIG = """\
 store: "${{MW_TEST_STORE}}"
@@ -104,7 +97,7 @@ class World:
         self.tmp_path, self.url, self.fred, self.webhook = tmp_path, postgres_url, fred, webhook
         self.config = tmp_path / "mw.yaml"
         self.config.write_text(CONFIG.format(lease=LEASE_S, fred=fred.base_url, yahoo=yahoo.url))
-        yahoo.add_daily("^GSPC", [(d, c, c + 1, c - 1, c, 1e9) for d, c in zip(SESSIONS, CLOSES, strict=True)])
+        yahoo.add_daily("^GSPC", bars(CLOSES, SESSIONS))
         fred.add_series("PAYEMS", PAYEMS)
         self.instances: list[Instance] = []
         self._t0 = time.monotonic()
