@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 
 from macrowatch.app import Daemon
 from macrowatch.config import Config, ConfigError
@@ -27,6 +29,28 @@ from macrowatch.store.base import Fenced
 log = logging.getLogger("macrowatch.scheduler")
 
 JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+
+
+class _Scheduler(BackgroundScheduler):
+    """BackgroundScheduler, but a stop while its loop submits a one-off job leaves no traceback.
+
+    APScheduler's shutdown marks the scheduler stopped before it takes the job store lock; its loop, having
+    just submitted a one-off job (the startup, a release burst, a reload), then removes the job from a
+    stopped scheduler, gets JobLookupError, and its thread dies with a traceback on stderr. At that moment
+    the job stores are being shut anyway: the removal has nothing left to do.
+    """
+
+    def remove_job(self, job_id, jobstore=None):
+        try:
+            super().remove_job(job_id, jobstore)
+        except JobLookupError:
+            if self.state != STATE_STOPPED:
+                raise
+
+
+def make_scheduler() -> BackgroundScheduler:
+    """The daemon's scheduler: UTC, a late job runs however late, coalesced, one at a time; 4 threads."""
+    return _Scheduler(timezone=dt.UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(4)})
 
 
 class Runner:
@@ -43,8 +67,7 @@ class Runner:
         if intraday_every > 0:
             self.every["intraday"] = intraday_every
         self.on_heartbeat = on_heartbeat
-        self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults=JOB_DEFAULTS,
-                                             executors={"default": ThreadPoolExecutor(4)})
+        self.scheduler = make_scheduler()
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self.stopped = threading.Event()
         self.caught_up = threading.Event()

@@ -99,6 +99,21 @@ def test_batch_equals_bar_by_bar_over_long_stretches(kind, window, runs):
     lvl = level(kind, 1.0, 0.0, window)
     days = [START + dt.timedelta(days=i) for i in range(len(closes))]
     expected = scalar(LevelMachine(lvl), days, closes)
-    track = run_level(LevelMachine(lvl), np.array(days, dtype="datetime64[D]"), np.array(closes))
+    m = LevelMachine(lvl)
+    track = run_level(m, np.array(days, dtype="datetime64[D]"), np.array(closes))
     got = [(track.names[s], track.names[s] if ch else None) for s, ch in zip(track.state, track.changed, strict=True)]
     assert got == [(s, e) for s, e, _ in expected]
+    assert all(same_price(e, g) for (_, _, e), g in zip(expected, track.price, strict=True))
+    reference = LevelMachine(lvl)
+    scalar(reference, days, closes)
+    assert m.to_data() == reference.to_data()
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=80), size=st.integers(1, 80))
+def test_window_max_equals_the_max_of_each_window(values, size):
+    from macrowatch.engine.batch import _window_max
+
+    x = np.array(values)
+    size = min(size, len(x))
+    assert np.array_equal(_window_max(x, size), np.lib.stride_tricks.sliding_window_view(x, size).max(axis=1))

@@ -29,6 +29,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
@@ -41,6 +42,7 @@ from macrowatch.config.problems import Loc, Problems
 from macrowatch.config.rules import TEMPLATE_FIELDS, Known, template
 from macrowatch.config.yamlsrc import MAX_FILE_BYTES, MAX_NODES, YNode
 from macrowatch.engine.alerting import render
+from macrowatch.sources import files
 from macrowatch.sources.calendar import close_times
 
 REPO = Path(__file__).resolve().parents[2]
@@ -780,6 +782,54 @@ def test_mutated_data_files_fail_cleanly(case, fmt):
             assert name == DATA_FILES[which]
             if row is not None:
                 assert 1 <= row <= data.count(b"\n") + 2
+
+
+def _same_read(path: Path) -> str | files.PriceColumns:
+    """read_prices' result, asserted equal to the row-by-row text reader's (the same columns or error)."""
+    def read(reader):
+        try:
+            return reader(path)
+        except files.DataError as exc:
+            return str(exc)
+
+    fast, slow = read(files.read_prices), read(files._checked)
+    assert type(fast) is type(slow), (fast, slow)
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        for name in ("session", "open", "high", "low", "close", "volume"):
+            x, y = getattr(fast, name), getattr(slow, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+    return fast
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_fast_price_reader_reads_what_the_row_reader_reads(data):
+    """read_prices' pandas path on mutated files: never accepts what the text reader rejects, never differs."""
+    body = data.draw(st.sampled_from([PRICES, PRICES.replace(",Adj Close", "").replace(",0,", ",")])).encode()
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from([_cell_swap, _cell_swap, _cell_swap, _delete_line, _duplicate_line,
+                                        _swap_lines, _drop_column, _special]))
+        event(op.__name__)
+        body = op(data.draw, body)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "X.csv"
+        path.write_bytes(body)
+        event("error" if isinstance(_same_read(path), str) else "read")
+
+
+@pytest.mark.parametrize("fmt, ok", [("%Y-%m-%d", True), ("%Y-%m-%d 10:00", True), (" %Y-%m-%d", True),
+                                     ("%m/%d/%Y", False), ("%Y/%m/%d", False), ("%Y%m%d", False), ("%d.%m.%Y", False)])
+def test_a_file_of_dates_in_another_format_is_judged_as_text(tmp_path, fmt, ok):
+    """pandas takes its date format from the first row: a whole file of 07/01/2019 dates must not pass as dates."""
+    lines = PRICES.splitlines()
+    lines[1:] = [dt.date.fromisoformat(line[:10]).strftime(fmt) + line[10:] for line in lines[1:]]
+    path = tmp_path / "X.csv"
+    path.write_text("\n".join(lines) + "\n")
+    got = _same_read(path)
+    assert isinstance(got, str) != ok, got
+    assert ok or ":2: Date: " in got
 
 
 @pytest.mark.parametrize("which, column, bad, row", [

@@ -116,23 +116,25 @@ class Engine:
                   released: frozenset[str], closes: Mapping[str, list[float]],
                   timeline: Timeline | None = None) -> list[Alert]:
         alerts = []
-        for rule in self.config.rules:
+        rules = self.config.rules if timeline is None else timeline.awake(self.config.rules)
+        for rule in rules:
             if trigger not in rule.on:
                 continue
-            view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None)
             old = self.rule_states[rule.name]
             ok = timeline.unchanged(rule) if timeline is not None else None
             # A decision reused from an earlier event holds on no new one-off event (see Timeline.unchanged).
             occurrence = old.occurrence if ok else None
+            view = None
             if ok is None:
+                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None)
                 ok = holds(rule.when, view)
                 occurrence = "; ".join(sorted(view.occurrences)) or None
-            if timeline is not None:
-                timeline.decide(rule, ok)
             state, fire = advance(rule, old, ok, at, self.bar_index, trigger is Trigger.CLOSE, occurrence)
             self.rule_states[rule.name] = state
+            if timeline is not None:
+                timeline.decide(rule, ok, state)
             if fire:  # only now the evidence: the same pure decision again, recording what each atom saw
-                view.evidence = {}
+                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, {})
                 holds(rule.when, view)
                 alerts.append(self._alert(rule, at, trigger, event, view))
         return alerts

@@ -9,11 +9,13 @@ instruments of a config cost.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from macrowatch.config.types import Rule
+from macrowatch.engine.alerting import Phase, RuleState
 from macrowatch.engine.batch import Track, run_level
 from macrowatch.engine.conditions import LevelView
 from macrowatch.model import Bars, Print
@@ -53,7 +55,19 @@ class Timeline:
         self.releases: dict[int, list[Print]] = {}
         for p in sorted(prints, key=lambda p: (p.at, p.macro)):
             self.releases.setdefault(ns(p.at), []).append(p)
-        closes = np.unique(np.concatenate([b.at.astype(np.int64) for b in self.cols.values()] or [np.empty(0, int)]))
+        # Instruments of one calendar share their close times: the positions are worked out once per set.
+        shared: dict[tuple[int, int, int], list[tuple[np.ndarray, np.ndarray, list[str]]]] = {}
+        for iid, b in self.cols.items():
+            at = b.at.view(np.int64)
+            same = shared.setdefault((len(at), int(at[0]), int(at[-1])), [])
+            for at_, session_, members in same:
+                if at_ is at or (np.array_equal(at_, at) and np.array_equal(session_, b.session)):
+                    members.append(iid)
+                    break
+            else:
+                same.append((at, b.session, [iid]))
+        groups = [g for same in shared.values() for g in same]
+        closes = np.unique(np.concatenate([at for at, _, _ in groups] or [np.empty(0, np.int64)]))
         # A release comes first at a tie with a close (it is known at its moment; the close after it).
         self.events = sorted([(t, 0) for t in self.releases] + [(int(t), 1) for t in closes])
         times = np.array([t for t, _ in self.events], dtype=np.int64)
@@ -61,18 +75,21 @@ class Timeline:
         self.present: dict[str, np.ndarray] = {}
         kinds = np.array([k for _, k in self.events], dtype=np.int8)
         session = np.full(len(times), np.datetime64("NaT"), dtype="datetime64[D]")
-        for iid, b in self.cols.items():
-            at = b.at.astype(np.int64)
+        for at, sessions, members in groups:
             pos = np.searchsorted(at, times, side="right") - 1
             present = (kinds == 1) & (pos >= 0) & (at[np.maximum(pos, 0)] == times)
-            self.pos[iid], self.present[iid] = pos, present
-            mine = b.session[pos[present]]
+            for iid in members:
+                self.pos[iid], self.present[iid] = pos, present
+            mine = sessions[pos[present]]
             session[present] = np.where(np.isnat(session[present]), mine, np.maximum(session[present], mine))
         self.session = session
         self.e = 0
         self._hits: dict[str, np.ndarray | None] = {}
         self._narrow: dict[tuple[str, int, float], np.ndarray] = {}
         self.decided: dict[str, tuple[bool, int]] = {}
+        self._asleep: set[str] = set()
+        self._wake: dict[int, set[str]] = {}  # event index -> rules that wake up there
+        self._rules: Sequence[Rule] | None = None
 
     def play(self) -> Iterator[tuple[str, dt.datetime, object]]:
         """("release", at, [Print]) and ("close", at, session) in time order, with `self.e` the event index."""
@@ -107,8 +124,34 @@ class Timeline:
         before = hits[at - 1] if at > 0 else 0
         return held if hits[self.e] == before else None
 
-    def decide(self, rule, held: bool) -> None:
+    def decide(self, rule, held: bool, state: RuleState) -> None:
+        """Note the rule's decision at this event; a false one that no input can change sends it to sleep.
+
+        A sleeping rule is not evaluated until the next event where one of its inputs changes: with its
+        condition false and its state at rest, each evaluation in between would change nothing.
+        """
         self.decided[rule.name] = (held, self.e)
+        if held or state.phase is not Phase.INACTIVE or state.since is not None or state.true_closes:
+            return
+        hits = self._hits.get(rule.name)
+        if hits is None or hits is _UNSET:
+            return
+        before = hits[self.e - 1] if self.e > 0 else 0
+        wake = max(int(np.searchsorted(hits, before, side="right")), self.e + 1)
+        self._asleep.add(rule.name)
+        self._rules = None
+        if wake < len(self.events):
+            self._wake.setdefault(wake, set()).add(rule.name)
+
+    def awake(self, rules: Sequence[Rule]) -> Sequence[Rule]:
+        """The rules to evaluate at this event, in config order: all but the sleeping ones (see `decide`)."""
+        woken = self._wake.pop(self.e, None)
+        if woken:
+            self._asleep -= woken
+            self._rules = None
+        if self._rules is None:
+            self._rules = [r for r in rules if r.name not in self._asleep] if self._asleep else rules
+        return self._rules
 
     def _rule_hits(self, rule):
         """Cumulative count of the events where one of the rule's inputs changed, or None if it has others."""

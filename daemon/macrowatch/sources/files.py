@@ -86,10 +86,31 @@ def read_prices(path: Path) -> PriceColumns:
     error, as a row-by-row reader would report it.
     """
     try:
-        fast = _clean(pd.read_csv(path, parse_dates=["Date"], date_format="%Y-%m-%d", usecols=_wanted))
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a date column pandas cannot read stays text: the text reader says why
+            frame = pd.read_csv(path, parse_dates=["Date"], usecols=_wanted)
+        fast = _clean(frame) if _iso_first(path) else None
+    except (OSError, ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         fast = None
     return fast if fast is not None else _checked(path)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_first(path: Path) -> bool:
+    """Whether the first row's Date reads YYYY-MM-DD.
+
+    pandas takes the date format from the first date and holds every other row to it (a row that does not
+    fit leaves the column as text); a file starting 07/01/2019 would otherwise be read whole as dates.
+    Asking pandas for the format instead costs twice the whole read.
+    """
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader([handle.readline(), handle.readline()]))
+    if len(rows) < 2 or "Date" not in rows[0]:
+        return False
+    k = rows[0].index("Date")
+    return k < len(rows[1]) and _ISO_DAY.fullmatch(rows[1][k]) is not None
 
 
 def _wanted(column: str) -> bool:
@@ -98,31 +119,33 @@ def _wanted(column: str) -> bool:
 
 def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     """The columns of a file that passes every check as read, or None to look closer."""
-    if "Date" not in frame.columns or "Close" not in frame.columns or frame["Date"].dtype.kind != "M":
+    if "Date" not in frame.columns or "Close" not in frame.columns:
         return None
-    numeric = [c for c in ("Open", "High", "Low", "Close", "Volume") if c in frame.columns]
-    if any(frame.dtypes[c].kind not in "fi" for c in numeric):
+    stamps = frame["Date"].to_numpy()
+    cols = {c: frame[c].to_numpy() for c in ("Open", "High", "Low", "Close", "Volume") if c in frame.columns}
+    if stamps.dtype.kind != "M" or any(a.dtype.kind not in "fi" for a in cols.values()):
         return None
-    values = frame[numeric].to_numpy(dtype=float)  # one 2-D copy: a column at a time costs more in pandas 3
-    j = {c: k for k, c in enumerate(numeric)}
-    keep = ~np.isnan(values[:, j["Close"]])
-    if not keep.all():
-        values = values[keep]
-    if np.isnan(values).any():
-        return None  # a blank or null beside a close: the text reader knows which it is
-    stamps = frame["Date"].to_numpy()[keep]
+    close = cols["Close"].astype(float)
+    keep = ~np.isnan(close)
+    if not keep.all():  # Yahoo's 'null' rows: skipped
+        stamps, cols = stamps[keep], {c: a[keep] for c, a in cols.items()}
+    cols = {c: a.astype(float, copy=False) for c, a in cols.items()}
+    close = cols["Close"]
+    o, h, lo = (cols.get(c, close) for c in ("Open", "High", "Low"))
+    volume = cols.get("Volume")
     session = stamps.astype("datetime64[D]")
-    if np.isnat(session).any() or (stamps != session.astype(stamps.dtype)).any():
-        return None  # a time of day in a date: look closer
-    close = values[:, j["Close"]]
-    o, h, lo = (values[:, j[c]] if c in j else close for c in ("Open", "High", "Low"))
-    volume = values[:, j["Volume"]] if "Volume" in j else np.zeros(len(close))
-    prices = values[:, [j[c] for c in ("Open", "High", "Low", "Close") if c in j]]
+    if not len(session):
+        return PriceColumns(session, o, h, lo, close, np.zeros(0) if volume is None else volume)
+    day = session.view(np.int64)  # NaT is the smallest: it breaks the order or the first row's range
     with np.errstate(invalid="ignore"):
-        ok = ((session[1:] > session[:-1]).all() and np.isfinite(values).all() and _in_range(session).all()
-              and (prices > 0).all()
-              and not ((h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))).any())
-    return PriceColumns(session, o, h, lo, close, volume) if ok else None
+        ok = (bool((day[1:] > day[:-1]).all()) and bool(_in_range(session[[0, -1]]).all())
+              and bool((stamps == session.astype(stamps.dtype)).all())  # no time of day
+              and all(bool(np.isfinite(a).all()) for a in cols.values())
+              and all(bool(a.min() > 0) for c, a in cols.items() if c != "Volume")
+              and not bool(((h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))).any()))
+    if not ok:
+        return None
+    return PriceColumns(session, o, h, lo, close, np.zeros(len(close)) if volume is None else volume)
 
 
 def _checked(path: Path) -> PriceColumns:
