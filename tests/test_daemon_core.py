@@ -232,3 +232,27 @@ def test_reload_keeps_state_of_kept_ids(world, tmp_path):
     d.reload(new)
     assert d.engine.machines["spx-100"].to_data() == before
     assert d.engine.machines["spx-100"].level.breakout.fail_within_bars == 4
+
+
+def test_a_schedule_refresh_adds_no_burst_again_once_it_has_started(world):
+    # The 6-hourly refresh re-added a release still under way: it ran again after the burst (or was turned
+    # away by APScheduler as a second instance, with a warning in the log).
+    from macrowatch.scheduler import Runner
+
+    config, clock, _ = world
+    d = daemon(world, macro=Macro(clock))
+    clock.set(dt.datetime(2019, 7, 5, 8, 0, tzinfo=NY))
+    d.start()
+    runner = Runner(d)  # not started: the jobs wait in the scheduler, run here by hand
+    runner._schedule_releases()
+    ids = {j.id for j in runner.scheduler.get_jobs()}
+    assert {"release:es:2019-07-05", "release:es:2019-08-02"} <= ids
+    clock.set(dt.datetime(2019, 7, 5, 8, 30, tzinfo=NY))
+    job = runner.scheduler.get_job("release:es:2019-07-05")
+    job.func(*job.args)
+    runner.scheduler.remove_job(job.id)  # a one-off job is removed once run
+    assert d._published("PAYEMS", dt.date(2019, 7, 5))
+    runner._schedule_releases()  # a refresh while the release is still "under way" by the clock
+    ids = {j.id for j in runner.scheduler.get_jobs()}
+    assert "release:es:2019-07-05" not in ids
+    assert "release:es:2019-08-02" in ids

@@ -73,6 +73,7 @@ class Runner:
         self.caught_up = threading.Event()
         self.errors = 0
         self._adding = threading.Lock()  # a job adding jobs, or the shutdown: see _add_job
+        self._bursts: set[tuple[str, dt.date]] = set()  # (release, day) of the bursts started
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -168,11 +169,21 @@ class Runner:
         self._schedule_releases()
 
     def _schedule_releases(self) -> None:
-        """A one-shot burst job per scheduled release (one still under way runs at once)."""
+        """A one-shot burst job per scheduled release (one still under way runs at once).
+
+        A burst this runner has started is not added again: a schedule refresh while it polls (or after it)
+        would run it a second time, or be turned away as a second instance with a warning.
+        """
         now = self.daemon.clock.now()
         for rid, day, at in self.daemon.release_times(now):
-            self._add_job(self.daemon.burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
+            if (rid, day) in self._bursts:
+                continue
+            self._add_job(self._burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
                           name=f"release {rid} {day}", run_date=self._wall(max(at, now)), replace_existing=True)
+
+    def _burst(self, release_id: str, day: dt.date) -> None:
+        self._bursts.add((release_id, day))
+        self.daemon.burst(release_id, day)
 
     def _wall(self, when: dt.datetime) -> dt.datetime:
         return self.daemon.clock.to_wall(when)
