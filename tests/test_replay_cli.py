@@ -96,6 +96,23 @@ def test_replay_jsonl_window_and_warmup(data):
     assert alerts[0]["evidence"]["spx-100 entered confirmed"]["state"] == "confirmed"
 
 
+def test_replay_jsonl_is_strict_json_when_a_value_overflows(data):
+    """Finite values whose change overflows: the evidence shows null, not Infinity (which JSON has not)."""
+    tmp_path, _ = data
+    path = tmp_path / "data" / "macro" / "PAYEMS.csv"
+    path.write_text(path.read_text().replace("2019-05-01,2019-07-05,1120", "2019-05-01,2019-07-05,-1.7e308")
+                    .replace("2019-06-01,2019-07-05,1320", "2019-06-01,2019-07-05,1.7e308"))
+    result = replay(tmp_path, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+
+    def strict(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    alerts = [json.loads(line, parse_constant=strict) for line in result.stdout.splitlines()]
+    jobs = next(a for a in alerts if a["rule"] == "jobs-beat")
+    assert jobs["evidence"]["payrolls beat"]["actual"] is None
+
+
 def test_replay_to_stops_early(data):
     tmp_path, _ = data
     result = replay(tmp_path, "--to", "2019-07-05", "--format", "jsonl")

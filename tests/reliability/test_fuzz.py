@@ -751,7 +751,14 @@ def _replay(root: Path, files: dict[str, bytes | None], fmt: str = "text"):
         f"{type(result.exception).__name__}: {str(result.exception)[:300]}"
     assert "Traceback" not in result.output
     assert result.exit_code in (0, 2), result.output[:1000]
+    if fmt == "jsonl" and result.exit_code == 0:  # strict JSON: no Infinity or NaN from overflowing values
+        for line in result.stdout.splitlines():
+            json.loads(line, parse_constant=_not_json)
     return result
+
+
+def _not_json(constant: str):
+    raise AssertionError(f"{constant} in a jsonl line: not JSON")
 
 
 def _data_error(root: Path, result) -> tuple[str, int | None]:
