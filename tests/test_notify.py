@@ -382,6 +382,33 @@ def test_one_channel_failing_does_not_hold_back_another(webhook, store):
         other.stop()
 
 
+def test_a_channel_with_one_url_failing_retries_that_url_alone_even_after_a_restart(webhook, tmp_path):
+    """Two URLs in one channel, one answering 500: the other has the alert once, whatever the retries."""
+    other = webhook_stub.WebhookReceiver()
+    try:
+        webhook.fail(500)
+        channels = {"desk": channel("desk", other.url("json"), webhook.url("json"))}
+        clock = FakeClock(T0)
+        with open_store(tmp_path / "mw.sqlite") as s:
+            d = Dispatcher(s, channels, clock)
+            d.submit([make_alert()], T0)
+            (first,) = d.deliver_due(T0)
+            assert not first.ok and len(other.requests) == 1 and len(webhook.requests) == 1
+            clock.advance(dt.timedelta(seconds=10))
+            (second,) = d.deliver_due(clock.now())  # still failing: only the failing URL is tried
+            assert not second.ok and len(other.requests) == 1 and len(webhook.requests) == 2
+        webhook.restore()
+        clock.advance(dt.timedelta(minutes=1))
+        with open_store(tmp_path / "mw.sqlite") as s:  # a restart: what reached which URL is in the store
+            d = Dispatcher(s, channels, clock)
+            (third,) = d.deliver_due(clock.now())
+            assert third.ok and d.pending() == 0
+        assert len(other.requests) == 1 and len(webhook.delivered()) == 1
+        assert webhook.url("json") not in (tmp_path / "mw.sqlite").read_bytes().decode("latin-1")
+    finally:
+        other.stop()
+
+
 def test_alert_without_channels_is_recorded_and_sent_nowhere(store):
     calls = []
     d = Dispatcher(store, {}, FakeClock(T0), send=lambda *a, **k: calls.append(a))

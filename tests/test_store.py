@@ -324,6 +324,32 @@ def test_migration_from_an_empty_file(path: Path):
     assert {"meta", "bars", "vintages", "state", "alerts", "deliveries"} <= tables
 
 
+def test_a_version_2_store_is_migrated_keeping_its_outbox(path: Path):
+    """Version 3 keeps which URLs of a channel have an alert: a version-2 delivery has none reached yet."""
+    from macrowatch.store.base import utc_text
+    from macrowatch.store.outbox import _payload
+    from macrowatch.store.schema import MIGRATIONS
+
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    for sql in MIGRATIONS[0] + MIGRATIONS[1]:
+        conn.execute(sql)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '2')")
+    alert = Alert("r", T0, "info", {}, "m", {}, "k")
+    conn.execute("INSERT INTO alerts VALUES ('k', 'r', ?, ?, ?)", (utc_text(T0), _payload(alert), utc_text(T0)))
+    conn.execute("INSERT INTO deliveries (alert_key, channel, next_at) VALUES ('k', 'desk', ?)", (utc_text(T0),))
+    conn.commit()
+    conn.close()
+    with open_store(path) as s:
+        (d,) = s.due(T0 + dt.timedelta(seconds=1))
+        assert (d.key, d.channel, d.reached) == ("k", "desk", frozenset())
+        s.mark_failed("k", "desk", T0, "one URL failed", T0 + dt.timedelta(seconds=10), reached=["ab12", "cd34"])
+        s.mark_failed("k", "desk", T0, "still failing", T0 + dt.timedelta(seconds=20))  # none new: kept
+        (d,) = s.due(T0 + dt.timedelta(seconds=30))
+        assert d.reached == frozenset({"ab12", "cd34"}) and d.attempts == 2
+    assert raw(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+
+
 def test_reopening_a_current_store_changes_nothing(path: Path):
     with open_store(path) as s:
         s.put_bars("spx", [bar(1)])

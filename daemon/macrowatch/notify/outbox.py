@@ -15,6 +15,7 @@ costs one attempt per backoff, and other channels go on.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,20 +67,42 @@ def _default_send(*args: Any, **kwargs: Any) -> Any:
 def deliver(alert: Alert, channel: Channel, send: SendFn, png: bytes | None, context: Context | None = None,
             timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, str]:
     """Send one alert to every URL of one channel, rendered for each kind of service: (ok, masked reason)."""
+    ok, reason, _ = deliver_each(alert, channel, send, png, context, timeout)
+    return ok, reason
+
+
+def deliver_each(alert: Alert, channel: Channel, send: SendFn, png: bytes | None, context: Context | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, reached: frozenset[str] = frozenset(),
+                 ) -> tuple[bool, str, frozenset[str]]:
+    """Send one alert to each URL of one channel that has not had it yet (by `fingerprint` in `reached`).
+
+    Returns (ok, masked reason, the fingerprints of the URLs that have it now): when one URL fails, the
+    retry goes to it alone, not again to the URLs that took it.
+    """
     if channel.missing:
-        return False, f"environment variable {', '.join(channel.missing)} is not set"
+        return False, f"environment variable {', '.join(channel.missing)} is not set", reached
     if not channel.urls:
-        return False, "the channel has no URLs"
+        return False, "the channel has no URLs", reached
     groups: dict[Kind, list[str]] = {}
     for url in channel.urls:
-        groups.setdefault(kind_of(url), []).append(url)
+        if fingerprint(url) not in reached:
+            groups.setdefault(kind_of(url), []).append(url)
     failures = []
+    done = set(reached)
     for kind, urls in groups.items():
         message = render_mod.render(alert, kind, context)
-        result = send(urls, message.title, message.body, png, timeout, markup=message.markup)
-        if not result.ok:
-            failures.append(result.reason or "failed")
-    return not failures, "; ".join(failures)
+        for url in urls:
+            result = send([url], message.title, message.body, png, timeout, markup=message.markup)
+            if result.ok:
+                done.add(fingerprint(url))
+            else:
+                failures.append(result.reason or "failed")
+    return not failures, "; ".join(failures), frozenset(done)
+
+
+def fingerprint(url: str) -> str:
+    """A URL's short fingerprint, as the outbox keeps it (the URL itself holds tokens: it is never stored)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Dispatcher:
@@ -147,11 +170,13 @@ class Dispatcher:
 
     def _attempt(self, d: Any, png: bytes | None) -> Outcome:
         channel = self.channels.get(d.channel)
+        reached = d.reached
         if channel is None:
             ok, reason = False, f"channel {d.channel!r} is not in the config"
         else:
             try:
-                ok, reason = deliver(d.alert, channel, self.send, png, self.context, self.timeout)
+                ok, reason, reached = deliver_each(d.alert, channel, self.send, png, self.context, self.timeout,
+                                                   d.reached)
             except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the others
                 ok, reason = False, f"internal error {type(exc).__name__}"  # its text may hold a URL
         at = self.clock.now()
@@ -165,7 +190,8 @@ class Dispatcher:
         failures = max(d.attempts, self._streak.get(d.channel, 0))
         self._streak[d.channel] = failures + 1
         next_at = at + backoff(failures, self.first, self.cap)
-        self._record(self.store.mark_failed, d.key, d.channel, at, reason, next_at)  # refused: backs off in memory
+        # Refused: backs off in memory (and a retry may repeat the alert to the URLs that took it).
+        self._record(self.store.mark_failed, d.key, d.channel, at, reason, next_at, reached)
         log.warning("alert %s to channel %s failed (attempt %d): %s; next try at %s", d.key, d.channel,
                     d.attempts + 1, reason, next_at.isoformat(timespec="seconds"))
         return Outcome(d.key, d.channel, False, reason, d.attempts, next_at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ _UNCLAIM = "claimed_by = NULL, claimed_at = NULL, claim_token = NULL"
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 _DUE = (
-    "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload "
+    "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached "
     "FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
     "WHERE d.sent_at IS NULL AND d.next_at <= ? "
     "ORDER BY d.next_at, a.enqueued_at, d.alert_key, d.channel")
@@ -35,6 +36,7 @@ class Delivery:
     next_at: dt.datetime
     last_error: str | None
     alert: Alert
+    reached: frozenset[str] = frozenset()  # fingerprints of the channel's URLs that have it already
 
 
 def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer: Writer | None = None) -> bool:
@@ -53,8 +55,16 @@ def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer:
 
 def due(db: Db, now: dt.datetime) -> list[Delivery]:
     """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
-    return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload))
-            for key, channel, attempts, next_at, error, payload in db.query(_DUE, (utc_text(now),))]
+    return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload), _reached(reached))
+            for key, channel, attempts, next_at, error, payload, reached in db.query(_DUE, (utc_text(now),))]
+
+
+def _reached(text: str | None) -> frozenset[str]:
+    try:
+        found = json.loads(text) if text else []
+    except ValueError:
+        return frozenset()  # unreadable: every URL is tried again (a possible repeat, never a loss)
+    return frozenset(f for f in found if isinstance(f, str)) if isinstance(found, list) else frozenset()
 
 
 def claim(db: Db, key: str, channel: str, at: dt.datetime, writer: Writer) -> bool:
@@ -89,14 +99,19 @@ def mark_sent(db: Db, key: str, channel: str, at: dt.datetime, writer: Writer | 
 
 
 def mark_failed(db: Db, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime,
-                writer: Writer | None = None) -> None:
-    """Record a failed try and when to try again, and clear the claim; a delivery already sent stays sent."""
+                writer: Writer | None = None, reached: Iterable[str] = ()) -> None:
+    """Record a failed try and when to try again, and clear the claim; a delivery already sent stays sent.
+
+    `reached`: the fingerprints of the channel's URLs that have the alert now (the retry skips them).
+    """
+    done = json.dumps(sorted(set(reached))) if reached else None
     with db.transaction() as tx:
         fence(tx, db, writer)
         mine, params = ("", ()) if writer is None else (" AND (claimed_by IS NULL OR claimed_by = ?)", (writer[0],))
         if not tx.execute(f"UPDATE deliveries SET attempts = attempts + 1, last_at = ?, last_error = ?, "
-                          f"next_at = ?, {_UNCLAIM} WHERE alert_key = ? AND channel = ? AND sent_at IS NULL{mine}",
-                          (utc_text(at), short_error(error), utc_text(next_at), key, channel, *params)):
+                          f"next_at = ?, reached = COALESCE(?, reached), {_UNCLAIM} "
+                          f"WHERE alert_key = ? AND channel = ? AND sent_at IS NULL{mine}",
+                          (utc_text(at), short_error(error), utc_text(next_at), done, key, channel, *params)):
             _must_exist(tx, db.name, key, channel)
 
 

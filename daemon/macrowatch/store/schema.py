@@ -47,6 +47,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, holder TEXT, token INTEGER NOT NULL,
             since REAL NOT NULL, renewed_at REAL NOT NULL, expires_at REAL NOT NULL)""",
     ),
+    (
+        # The URLs of a channel that already have the alert (a JSON list of fingerprints, never the URLs,
+        # which hold tokens): a retry after one of a channel's URLs failed goes to the others only.
+        "ALTER TABLE deliveries ADD COLUMN reached TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
