@@ -210,6 +210,16 @@ def test_enqueue_twice_is_refused_and_changes_nothing(store: Store):
     assert store.due(T0)[0].alert.message == "S&P 500 3010.25"
 
 
+def test_a_next_try_beyond_the_latest_is_due_at_once(store: Store):
+    """A next try later than `latest` (the backoff's cap from now) was set before the clock stepped back."""
+    store.enqueue(alert("a"), ["trading"], T0)
+    store.mark_failed("a", "trading", T0, "500", T0 + dt.timedelta(seconds=10))
+    back = T0 - dt.timedelta(hours=1)  # the clock stepped back an hour
+    assert store.due(back) == []
+    assert [d.channel for d in store.due(back, back + dt.timedelta(minutes=15))] == ["trading"]
+    assert store.due(back, back + dt.timedelta(hours=2)) == []
+
+
 def test_a_channel_named_twice_is_one_delivery(store: Store):
     store.enqueue(alert(), ["trading", "trading"], T0)
     assert store.pending() == 1

@@ -826,6 +826,28 @@ def test_the_fast_price_reader_reads_what_the_row_reader_reads(data):
         event("error" if isinstance(_same_read(path), str) else "read")
 
 
+@pytest.mark.parametrize("cell", ["null", "NULL", "Null", "nan", "NaN", "NAN", "", "-nan", "N/A", "NA", "None",
+                                  "<NA>", "#N/A", "1.#IND", "inf"])
+@pytest.mark.parametrize("column", [1, 4, 6])
+def test_every_spelling_of_a_missing_value_reads_as_the_row_reader_reads_it(tmp_path, cell, column):
+    lines = PRICES.splitlines()
+    cells = lines[4].split(",")
+    cells[column] = cell
+    lines[4] = ",".join(cells)
+    path = tmp_path / "X.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same_read(path)
+
+
+@pytest.mark.parametrize("row, cells", [(5, ",1"), (5, ","), (2, ",1"), (40, ",x")])
+def test_a_row_with_more_cells_than_the_header_is_judged_as_text(tmp_path, row, cells):
+    lines = PRICES.splitlines()
+    lines[row - 1] += cells
+    path = tmp_path / "X.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same_read(path)
+
+
 @pytest.mark.parametrize("fmt, ok", [("%Y-%m-%d", True), ("%Y-%m-%d 10:00", True), (" %Y-%m-%d", True),
                                      ("%m/%d/%Y", False), ("%Y/%m/%d", False), ("%Y%m%d", False), ("%d.%m.%Y", False)])
 def test_a_file_of_dates_in_another_format_is_judged_as_text(tmp_path, fmt, ok):

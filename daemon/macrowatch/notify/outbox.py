@@ -137,8 +137,10 @@ class Dispatcher:
         charts: dict[str, bytes | None] = {}
         outcomes = []
         self._record_late()
-        for d in self.store.due(now):
-            if self._blocked.get(d.channel, now) > now:
+        # A next try later than the cap from now comes from a clock stepped back since: it is due now.
+        latest = now + self.cap
+        for d in self.store.due(now, latest):
+            if now < self._blocked.get(d.channel, now) <= latest:
                 continue  # this channel failed in this pass or is backing off: one probe per backoff
             if (d.key, d.channel) in self._unrecorded:
                 continue  # sent; only its record waits for the store

@@ -83,18 +83,22 @@ def read_prices(path: Path) -> PriceColumns:
 
     Read with pandas' C parser (replay reads thousands of files). A clean file is checked on its numbers at
     once; a file with anything odd is read again as text, so that the first bad row (in file order) is the
-    error, as a row-by-row reader would report it.
+    error, as a row-by-row reader would report it. Every column is read (not only those used): the parser
+    finds a row with more cells than the header only in columns it reads.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a date column pandas cannot read stays text: the text reader says why
-            frame = pd.read_csv(path, parse_dates=["Date"], usecols=_wanted)
+            # Only what the text reader skips as a gap reads as NaN here ("N/A", "-nan": the text reader's
+            # errors, so left as text, which sends the file to it).
+            frame = pd.read_csv(path, parse_dates=["Date"], keep_default_na=False, na_values=_GAPS)
         fast = _clean(frame) if _iso_first(path) else None
     except (OSError, ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         fast = None
     return fast if fast is not None else _checked(path)
 
 
+_GAPS = ["", "null", "nan", "NaN", "NULL"]
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -111,10 +115,6 @@ def _iso_first(path: Path) -> bool:
         return False
     k = rows[0].index("Date")
     return k < len(rows[1]) and _ISO_DAY.fullmatch(rows[1][k]) is not None
-
-
-def _wanted(column: str) -> bool:
-    return column in ("Date", "Open", "High", "Low", "Close", "Volume")
 
 
 def _clean(frame: pd.DataFrame) -> PriceColumns | None:

@@ -77,9 +77,10 @@ class Store:
         """Write the alert and its deliveries at once; False, changing nothing, when its key is known."""
         return outbox.enqueue(self._db, alert, channels, now, self._writer())
 
-    def due(self, now: dt.datetime) -> list[Delivery]:
-        """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
-        return outbox.due(self._db, now)
+    def due(self, now: dt.datetime, latest: dt.datetime | None = None) -> list[Delivery]:
+        """Unsent deliveries whose next attempt is at or before `now` (or, a clock stepped back, after
+        `latest`), the longest waiting first."""
+        return outbox.due(self._db, now, latest)
 
     def claim(self, key: str, channel: str, at: dt.datetime) -> bool:
         """Before a send: mark the delivery as ours (with a fence; without one, nothing to do); False when it

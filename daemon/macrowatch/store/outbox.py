@@ -22,7 +22,7 @@ _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _DUE = (
     "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached "
     "FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
-    "WHERE d.sent_at IS NULL AND d.next_at <= ? "
+    "WHERE d.sent_at IS NULL AND (d.next_at <= ? OR d.next_at > ?) "
     "ORDER BY d.next_at, a.enqueued_at, d.alert_key, d.channel")
 
 
@@ -53,10 +53,15 @@ def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer:
     return True
 
 
-def due(db: Db, now: dt.datetime) -> list[Delivery]:
-    """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first."""
+def due(db: Db, now: dt.datetime, latest: dt.datetime | None = None) -> list[Delivery]:
+    """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first.
+
+    `latest`: no next attempt is meant to be later than this (the backoff's cap from now); one that is comes
+    from a clock that was stepped back since it was set, and is due now rather than that much later.
+    """
+    bounds = (utc_text(now), utc_text(latest) if latest is not None else "9999")
     return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload), _reached(reached))
-            for key, channel, attempts, next_at, error, payload, reached in db.query(_DUE, (utc_text(now),))]
+            for key, channel, attempts, next_at, error, payload, reached in db.query(_DUE, bounds)]
 
 
 def _reached(text: str | None) -> frozenset[str]:
