@@ -3,7 +3,8 @@
 The levels run over all their new closes first (engine/batch.py); then the events are walked in time order
 and each rule is evaluated at each event, reading the level states of that moment from the per-bar tracks.
 Views are built only for what a rule looks at, so an event costs what its rules cost, not what the 500
-instruments of a config cost.
+instruments of a config cost. A rule of level and narrow-range conditions is evaluated again only where one
+of its inputs changed (`unchanged`), and one whose condition is false sleeps until then (`decide`, `awake`).
 """
 
 from __future__ import annotations
