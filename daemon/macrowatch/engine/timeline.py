@@ -62,7 +62,7 @@ class Timeline:
             at = b.at.view(np.int64)
             same = shared.setdefault((len(at), int(at[0]), int(at[-1])), [])
             for at_, session_, members in same:
-                if at_ is at or (np.array_equal(at_, at) and np.array_equal(session_, b.session)):
+                if np.array_equal(at_, at) and np.array_equal(session_, b.session):
                     members.append(iid)
                     break
             else:
@@ -135,7 +135,7 @@ class Timeline:
         if held or state.phase is not Phase.INACTIVE or state.since is not None or state.true_closes:
             return
         hits = self._hits.get(rule.name)
-        if hits is None or hits is _UNSET:
+        if hits is None:
             return
         before = hits[self.e - 1] if self.e > 0 else 0
         wake = max(int(np.searchsorted(hits, before, side="right")), self.e + 1)

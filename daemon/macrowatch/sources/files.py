@@ -87,12 +87,13 @@ def read_prices(path: Path) -> PriceColumns:
     finds a row with more cells than the header only in columns it reads.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a date column pandas cannot read stays text: the text reader says why
-            # Only what the text reader skips as a gap reads as NaN here ("N/A", "-nan": the text reader's
-            # errors, so left as text, which sends the file to it).
-            frame = pd.read_csv(path, parse_dates=["Date"], keep_default_na=False, na_values=_GAPS)
-        fast = _clean(frame) if _iso_first(path) else None
+        fast = None
+        if _iso_first(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a date column pandas cannot read stays text: the text reader says why
+                # Only what the text reader skips as a gap reads as NaN here ("N/A", "-nan": the text reader's
+                # errors, so left as text, which sends the file to it).
+                fast = _clean(pd.read_csv(path, parse_dates=["Date"], keep_default_na=False, na_values=_GAPS))
     except (OSError, ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         fast = None
     return fast if fast is not None else _checked(path)
@@ -125,11 +126,10 @@ def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     cols = {c: frame[c].to_numpy() for c in ("Open", "High", "Low", "Close", "Volume") if c in frame.columns}
     if stamps.dtype.kind != "M" or any(a.dtype.kind not in "fi" for a in cols.values()):
         return None
-    close = cols["Close"].astype(float)
-    keep = ~np.isnan(close)
+    cols = {c: a.astype(float, copy=False) for c, a in cols.items()}
+    keep = ~np.isnan(cols["Close"])
     if not keep.all():  # Yahoo's 'null' rows: skipped
         stamps, cols = stamps[keep], {c: a[keep] for c, a in cols.items()}
-    cols = {c: a.astype(float, copy=False) for c, a in cols.items()}
     close = cols["Close"]
     o, h, lo = (cols.get(c, close) for c in ("Open", "High", "Low"))
     volume = cols.get("Volume")
