@@ -363,8 +363,8 @@ def test_status_shows_the_leader_and_the_possible_repeats(tmp_path: Path, postgr
     lines = _status(tmp_path, postgres_url).splitlines()
     assert lines[1].startswith("leader: host-a:4242 since ") and " (token 1), lease renewed " in lines[1]
     assert lines[1].endswith(("expires in 8s", "expires in 7s"))
-    assert ("possible repeats: 1 (a send whose record was lost in a crash or a failover, sent again): k1 to trading"
-            in lines)
+    assert ("possible repeats: 1 (a send whose record was lost in a crash or a failover, or that had no answer in "
+            "time, sent again): k1 to trading" in lines)
     report = json.loads(_status(tmp_path, postgres_url, "--format", "json"))
     assert (report["leader"]["holder"], report["leader"]["held"], report["leader"]["token"]) == ("host-a:4242", True, 1)
     assert report["outbox"]["possible_repeats"] == 1

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from macrowatch.config.types import Config, Instrument
 from macrowatch.engine.evaluator import Engine
+from macrowatch.inputs import INSTRUMENT, MACRO, Inputs, instrument_key, macro_key
 from macrowatch.model import Alert, Bar, Print
 from macrowatch.notify.chart import chart_source
 from macrowatch.notify.outbox import Dispatcher, Outcome
@@ -89,7 +90,8 @@ class Daemon:
     deliver_lock: threading.Lock = field(default_factory=threading.Lock)  # one delivery pass at a time
     stopping: threading.Event = field(default_factory=threading.Event)
     started: dt.datetime | None = None
-    warm: bool = field(init=False)           # True once the engine has state: alerts count from then on
+    inputs: Inputs = field(init=False)       # which instruments and series have their history (inputs.py)
+    schedule_failures: int = 0               # release calendar refreshes failed in a row (retried: scheduler.py)
     _late_closes: set[tuple[str, dt.date]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -97,7 +99,8 @@ class Daemon:
         saved = self.store.load_state("engine")
         if saved is not None:
             self.engine.load(saved)
-        self.warm = saved is not None
+        self.inputs = Inputs(self.config, self.store.load_state("inputs"), saved, self.clock.now())
+        self.schedule = self.schedule or self._saved_schedule()
         self.dispatcher = self._dispatcher(self.config)
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -119,53 +122,102 @@ class Daemon:
 
     # ---- start ----------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Catch up: fetch what is missing, then evaluate what happened while down (a first start warms up)."""
+        """Catch up: fetch what is missing, then evaluate what happened while down (a first start warms up).
+
+        An input (instrument or series) is evaluated only once its whole history is in (inputs.py): one whose
+        history cannot be fetched now waits, with an ops alert, and is fetched again at the next close check.
+        """
         now = self.clock.now()
         self.started = now
-        first = not self.warm
-        self.refresh_prices(now, HISTORY_YEARS * 366 if first else 10)
+        self.inputs.sync(self.config, now)
+        self._save_inputs()  # when each input began to be watched survives a restart
+        fresh = not all(self.inputs.complete(k) for k in self.inputs.items)
+        self.refresh_prices(now, 10)
         self.refresh_vintages(now)
-        self.advance(now, submit=not first)
-        self.warm = True
+        self.advance(now)
         self.refresh_schedule(now)
-        if first:
+        missing = self.inputs.missing_text()
+        if missing:
+            log.warning("no history yet for %s: their levels and the rules that read them wait until it is "
+                        "fetched (tried again every minute)", ", ".join(missing))
+        elif fresh:
             log.info("warmed up on history; alerts count from %s", now.isoformat(timespec="seconds"))
 
     # ---- data -----------------------------------------------------------------------------------------
     def refresh_prices(self, now: dt.datetime, days_back: int, only: dict[str, Instrument] | None = None) -> None:
-        """Fetch daily bars into the store (one batched poll)."""
+        """Fetch daily bars into the store: what the store lacks since each instrument's last bar (one batched
+        poll), and the whole history (`HISTORY_YEARS`) of an instrument that does not have it yet (another)."""
         instruments = only if only is not None else dict(self.config.instruments)
         if not instruments:
             return
-        last = self._last_sessions()
-        known = [last[i] for i in instruments if i in last]
-        start = min(known) - dt.timedelta(days=5) if known and len(known) == len(instruments) \
-            else now.date() - dt.timedelta(days=days_back)
-        result = self.prices.daily(instruments, start, now, self.calendar_for)
-        for iid, bars in result.bars.items():
-            self.store.put_bars(iid, bars)
-        self._count("polls", source="prices")
-        if result.errors:
-            self._count("source_errors", len(result.errors), source="prices")
-            reason = "; ".join(f"{i}: {e}" for i, e in sorted(result.errors.items()))
+        history = {i: inst for i, inst in instruments.items() if not self.inputs.complete(instrument_key(i))}
+        recent = {i: inst for i, inst in instruments.items() if i not in history}
+        errors: dict[str, str] = {}
+        if recent:
+            last = self._last_sessions()
+            known = [last[i] for i in recent if i in last]
+            start = min(known) - dt.timedelta(days=5) if len(known) == len(recent) \
+                else now.date() - dt.timedelta(days=days_back)
+            errors |= self._poll_daily(recent, start, now)
+        if history:
+            failed = self._poll_daily(history, now.date() - dt.timedelta(days=HISTORY_YEARS * 366), now)
+            for iid in history:
+                if iid in failed:
+                    self._history_failed([instrument_key(iid)], self.config.instruments[iid].symbol, now,
+                                         failed[iid])
+                else:
+                    self.inputs.completed(instrument_key(iid))
+            errors |= failed
+        if errors:
+            self._count("source_errors", len(errors), source="prices")
+            reason = "; ".join(f"{i}: {e}" for i, e in sorted(errors.items()))
             self._source_failed("prices", now, reason)
         else:
             self.health["prices"].ok(now)
 
+    def _poll_daily(self, instruments: dict[str, Instrument], start: dt.date, now: dt.datetime) -> dict[str, str]:
+        """One batched poll of daily bars from `start` into the store; the errors by instrument."""
+        result = self.prices.daily(instruments, start, now, self.calendar_for)
+        for iid, bars in result.bars.items():
+            self.store.put_bars(iid, bars)
+        self._count("polls", source="prices")
+        return dict(result.errors)
+
+    def fill_history(self, now: dt.datetime) -> None:
+        """Fetch the history still missing: a source down at the first start, an instrument or a series new
+        in the config. The engine is rebuilt with it at the next evaluation (inputs.py)."""
+        self.inputs.sync(self.config, now)
+        instruments = {i: self.config.instruments[i] for i in self.inputs.missing(INSTRUMENT)
+                       if i in self.config.instruments}
+        if instruments:
+            self.refresh_prices(now, 10, instruments)
+        series = sorted({self.config.macro[m].series for m in self.inputs.missing(MACRO) if m in self.config.macro})
+        if series:
+            self.refresh_vintages(now, series)
+
     def refresh_vintages(self, now: dt.datetime, series: list[str] | None = None,
                          since: dt.date | None = None) -> int:
-        """Fetch vintages of the macro series into the store; returns how many rows were new."""
+        """Fetch vintages of the macro series into the store; returns how many rows were new.
+
+        A series whose history is not complete yet gets all its vintages, whatever `since` says.
+        """
         new = 0
         for s in series if series is not None else sorted({m.series for m in self.config.macro.values()}):
+            keys = [macro_key(m.id) for m in self.config.macro.values() if m.series == s]
+            full = not all(self.inputs.complete(k) for k in keys)
             try:
-                rows = self.macro.vintages(s, since, today=now.date())
+                rows = self.macro.vintages(s, None if full else since, today=now.date())
             except FredError as exc:
                 self._count("source_errors", source="fred")
                 self._source_failed("fred", now, exc.reason)
+                if full:
+                    self._history_failed(keys, s, now, exc.reason)
                 continue
             finally:
                 self._count("polls", source="fred")
             new += self.store.put_vintages(s, rows)
+            for key in keys if full else ():
+                self.inputs.completed(key)
             self.health["fred"].ok(now)
         return new
 
@@ -175,15 +227,33 @@ class Daemon:
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def advance(self, now: dt.datetime, submit: bool = True) -> list[Alert]:
-        """Feed the engine every event up to `now` it has not seen, in time order; submit the alerts."""
+        """Feed the engine every event up to `now` it has not seen, in time order; submit the alerts.
+
+        Only inputs with their whole history are fed, and only alerts for events after their watch began are
+        news (inputs.py). Inputs whose history has just come in rebuild the engine from the store's history;
+        that rebuild gives the alerts of the rules that read them.
+        """
         with self.lock, self._rewind_on_error():
-            unseen = self._unseen(now)
-            alerts = self.engine.feed(unseen.columns(), unseen.prints)
+            self.inputs.sync(self.config, now)
+            completed = set(self.inputs.fresh)
+            settled = {k for k in self.inputs.items if self.inputs.complete(k)} - completed
+            unseen = self._unseen(now, self.engine, settled)
+            alerts = [a for a in self.engine.feed(unseen.columns(), unseen.prints) if self.inputs.news(a, settled)]
             closes = {t for b in unseen.bars.values() for t in (x.at for x in b)}
             self._count("evaluations", len(closes), trigger="close")
             self._count("evaluations", len({p.at for p in unseen.prints}), trigger="release")
+            if completed:
+                # An engine that has applied nothing yet (a first start) is as good as a new one.
+                engine = self.engine if not (self.engine.sessions or self.engine.prints) else Engine(self.config)
+                history = self._unseen(now, engine)
+                alerts += [a for a in engine.feed(history.columns(), history.prints)
+                           if self.inputs.rule_inputs(a.rule) & completed and self.inputs.news(a)]
+                alerts.sort(key=lambda a: a.at)
+                self.engine = engine
             fresh = self.dispatcher.submit(alerts, now) if submit else []
             self.store.save_state("engine", self.engine.to_data())  # after the outbox: a crash repeats, never loses
+            self.inputs.fresh -= completed
+            self._save_inputs()
         self._announce(fresh)
         if fresh and submit:
             self.deliver()  # at once, on this thread: the 08:30 alert must not wait for the delivery job
@@ -204,17 +274,26 @@ class Daemon:
             self.engine = engine
             raise
 
-    def _unseen(self, now: dt.datetime) -> History:
+    def _unseen(self, now: dt.datetime, engine: Engine, inputs: set[str] | None = None) -> History:
+        """The events up to `now` that `engine` has not applied, of the inputs with their whole history (of
+        those in `inputs` when given)."""
+        def fed(key: str) -> bool:
+            return self.inputs.complete(key) and (inputs is None or key in inputs)
+
         bars: dict[str, list[Bar]] = {}
         for iid in self.config.instruments:
-            after = self.engine.sessions.get(iid)
+            if not fed(instrument_key(iid)):
+                continue
+            after = engine.sessions.get(iid)
             since = after + dt.timedelta(days=1) if after else None
             new = [b for b in self.store.bars(iid, since) if b.at <= now]
             if new:
                 bars[iid] = new
         prints: list[Print] = []
         for macro in self.config.macro.values():
-            seen = self.engine.prints.get(macro.id)
+            if not fed(macro_key(macro.id)):
+                continue
+            seen = engine.prints.get(macro.id)
             vintages = self.store.vintages(macro.series)
             if not vintages:
                 continue
@@ -249,14 +328,20 @@ class Daemon:
 
     # ---- jobs -----------------------------------------------------------------------------------------
     def check_closes(self) -> list[Alert]:
-        """After an exchange's close: fetch the bars still missing for its last closed session; evaluate."""
+        """After an exchange's close: fetch the bars still missing for its last closed session; evaluate.
+
+        First the history still missing (fill_history): a source that was down at the first start, or an
+        instrument or series new in the config, is tried again here, every minute.
+        """
         now = self.clock.now()
+        self.fill_history(now)
         last = self._last_sessions()
         for code, insts in self._by_calendar().items():
             session = calendar.last_closed_session(code, now)
             if session is None:
                 continue
-            missing = {i: inst for i, inst in insts.items() if last.get(i) is None or last[i] < session}
+            missing = {i: inst for i, inst in insts.items() if self.inputs.complete(instrument_key(i))
+                       and (last.get(i) is None or last[i] < session)}
             if not missing:
                 continue
             self.refresh_prices(now, 10, missing)
@@ -278,6 +363,14 @@ class Daemon:
         pending = [s for s in series if not self._published(s, day)]  # a restart may find it already in
         fired: list[Alert] = []
         late = recheck = False
+        if len(pending) < len(series):
+            # In the store already, but perhaps not evaluated: a catch-up (a start, a takeover) evaluates only
+            # what is due by its own `now`, and stores a value FRED published before this clock read the release
+            # time (FRED's clock ahead of this host's, a slow start). Evaluated now that the time has come.
+            try:
+                fired += self.advance(self.clock.now())
+            except StoreError as exc:  # the series still pending are polled all the same; the close job retries
+                log.error("release %s of %s: %s", release_id, day, exc)
         while pending and not self.stopping.is_set():
             now = self.clock.now()
             since = day - dt.timedelta(days=800)  # enough for the prior period, a year back and 12 first prints
@@ -301,26 +394,48 @@ class Daemon:
                 log.error("release %s of %s: gave up waiting for %s", release_id, day, ", ".join(pending))
                 break
             if pending:
-                self.clock.sleep(1.0 if waited < BURST_FAST else 15.0 if waited < BURST_SLOW else 120.0)
+                self.clock.wait(1.0 if waited < BURST_FAST else 15.0 if waited < BURST_SLOW else 120.0, self.stopping)
         return fired
 
     def _published(self, series: str, day: dt.date) -> bool:
         return any(v.realtime_start == day for v in self.store.vintages(series))
 
     def refresh_schedule(self, now: dt.datetime) -> dict[str, list[dt.date]]:
-        """Release dates from the macro feed's calendar and the config's `dates:`; kept in the store."""
+        """Release dates from the macro feed's calendar and the config's `dates:`; kept in the store.
+
+        A calendar that cannot be read keeps the last good schedule (in memory, else the store's), with the
+        config's own dates added; `schedule_failures` counts the failed refreshes in a row, and the scheduler
+        tries again within seconds while it is above 0 (Runner._schedule_releases).
+        """
         today = now.date()
+        failed = False
         for rid, release in self.config.releases.items():
             try:
                 self.schedule[rid] = self.macro.release_schedule(release, today - dt.timedelta(days=7),
                                                                  today + dt.timedelta(days=SCHEDULE_DAYS))
             except FredError as exc:
+                failed = True
                 self._source_failed("fred", now, exc.reason)
-                self.schedule.setdefault(rid, list(release.dates))
-        self.store.save_state("schedule", {"updated": now.isoformat(),
+                kept = set(self.schedule.get(rid, ())) | set(release.dates)
+                self.schedule[rid] = sorted(kept)
+                log.warning("release calendar of %s: %s; keeping the last known %d date(s)", rid, exc.reason,
+                            len(kept))
+        for rid in set(self.schedule) - set(self.config.releases):
+            del self.schedule[rid]
+        self.schedule_failures = self.schedule_failures + 1 if failed else 0
+        saved = self.store.load_state("schedule") or {}
+        self.store.save_state("schedule", {"updated": now.isoformat() if not failed else saved.get("updated"),
+                                           "failing_since": None if not failed else
+                                           saved.get("failing_since") or now.isoformat(),
                                            "releases": {r: [d.isoformat() for d in ds]
                                                         for r, ds in self.schedule.items()}})
         return self.schedule
+
+    def _saved_schedule(self) -> dict[str, list[dt.date]]:
+        """The schedule the store kept (the last good one), for the releases of the config."""
+        saved = (self.store.load_state("schedule") or {}).get("releases", {})
+        return {rid: sorted(dt.date.fromisoformat(d) for d in days) for rid, days in saved.items()
+                if rid in self.config.releases}
 
     def release_times(self, now: dt.datetime) -> list[tuple[str, dt.date, dt.datetime]]:
         """(release, day, moment) of every scheduled release still ahead of `now`, or under way today."""
@@ -340,6 +455,13 @@ class Daemon:
             outcomes = self.dispatcher.deliver_due(self.clock.now())
         for o in outcomes:
             self._count("deliveries", channel=o.channel, result="ok" if o.ok else "failed")
+            if o.repeats and self.metrics is not None:
+                # A send with no answer in time, counted as ha.py counts a claim found at a takeover (its
+                # Supervisor defines the family; a daemon run without one defines it here).
+                from macrowatch import ha
+
+                self.metrics.define(next(f for f in ha.FAMILIES if f.name == "macrowatch_possible_repeats_total"))
+                self.metrics.inc("macrowatch_possible_repeats_total", o.repeats)
             if not o.ok and o.attempts + 1 == 5:  # one ops alert per channel and day, not one per alert
                 self.ops("delivery-failing", f"channel {o.channel}: 5 failed attempts ({o.reason})",
                          f"{o.channel}:{self.clock.now():%Y-%m-%d}")
@@ -355,7 +477,8 @@ class Daemon:
                          f"{name}:{h.failing_since.isoformat()}")
                 h.alerted = True  # once raised: an ops alert the store refused (a full disk) comes again
         data = {"started": _iso(self.started), "heartbeat": now.isoformat(), "pid": os.getpid(),
-                "sources": {n: h.to_data() for n, h in self.health.items()}}
+                "sources": {n: h.to_data() for n, h in self.health.items()},
+                "history_missing": self.inputs.missing_text()}
         self.store.save_state("daemon", data)
         self._gauge("last_heartbeat_timestamp_seconds", now.timestamp())
         self._data_ages(now)
@@ -382,13 +505,21 @@ class Daemon:
 
     # ---- reload ---------------------------------------------------------------------------------------
     def reload(self, config: Config) -> None:
-        """Swap in a new, already validated config, carrying the state of the ids it keeps."""
+        """Swap in a new, already validated config, carrying the state of the ids it keeps.
+
+        ConfigError, and nothing swapped, when it changes a setting read only at the start (the store...).
+        """
+        from macrowatch.reloads import check_reloadable
+
+        check_reloadable(self.config, config)
         with self.lock:
             engine = Engine(config)
             engine.load(self.engine.to_data())
             self.config, self.engine = config, engine
             self.dispatcher = self._dispatcher(config)
             self.store.save_state("engine", engine.to_data())
+            self.inputs.sync(config, self.clock.now())  # a new instrument or series is watched from now
+            self._save_inputs()
         log.info("config reloaded: %s", config.summary())
 
     # ---- ops alerts and bookkeeping ---------------------------------------------------------------------
@@ -420,6 +551,24 @@ class Daemon:
             self.charts_dir.mkdir(parents=True, exist_ok=True)
             name = f"{alert.at:%Y%m%d-%H%M}-{alert.rule}.png"
             (self.charts_dir / name).write_bytes(png)
+
+    def _history_failed(self, keys: list[str], what: str, now: dt.datetime, reason: str) -> None:
+        """Inputs whose history could not be fetched (one instrument, or the macros of one series): logged
+        each time, one ops alert while it lasts."""
+        items = [item for key in keys if (item := self.inputs.failed(key, now, reason)) is not None]
+        if not items:
+            return
+        log.warning("no history for %s yet (%s): the rules that read it wait", what, reason)
+        if not all(item.alerted for item in items):
+            since = min(item.failing_since for item in items)
+            self.ops("history-missing", f"no history for {what}: {reason}; the rules that read it stay silent "
+                                        "until it is fetched (tried again every minute)",
+                     f"{what}:{since.isoformat()}")
+            for item in items:
+                item.alerted = True
+
+    def _save_inputs(self) -> None:
+        self.store.save_state("inputs", self.inputs.to_data())
 
     def _source_failed(self, name: str, now: dt.datetime, reason: str) -> None:
         self.health[name].fail(now, reason)

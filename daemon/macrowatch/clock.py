@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import threading
 import time
+from collections.abc import Callable
 
 
 class Clock:
@@ -19,6 +20,10 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
+
+    def wait(self, seconds: float, event: threading.Event) -> bool:
+        """Sleep `seconds`, or less when `event` is set meanwhile (a stop); True when it is set."""
+        return event.wait(max(0.0, seconds))
 
     def to_wall(self, when: dt.datetime) -> dt.datetime:
         """The wall-clock moment at which this clock reads `when` (a scheduler waits on the wall clock)."""
@@ -44,6 +49,12 @@ class FakeClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         self.advance(dt.timedelta(seconds=max(0.0, seconds)))
+
+    def wait(self, seconds: float, event: threading.Event) -> bool:
+        """`sleep` (fake time passes at once, through a subclass's `sleep` too), unless `event` is already set."""
+        if not event.is_set():
+            self.sleep(seconds)
+        return event.is_set()
 
     def advance(self, delta: dt.timedelta) -> None:
         with self._lock:
@@ -102,3 +113,18 @@ class AcceleratedClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds) / self.speed)
+
+    def wait(self, seconds: float, event: threading.Event) -> bool:
+        return event.wait(max(0.0, seconds) / self.speed)
+
+
+def stop_aware_sleep(event: threading.Event) -> Callable[[float], bool]:
+    """A real-time `sleep(seconds)` for the sources' retries and rate limit that ends when `event` is set.
+
+    It returns True when cut short that way (and at once from then on): the sources then stop retrying or
+    waiting for their rate limit, so that a stop is never stuck behind their backoff. `time.sleep` returns
+    None, so a source given it waits out every delay as before.
+    """
+    def sleep(seconds: float) -> bool:
+        return event.wait(max(0.0, seconds))
+    return sleep

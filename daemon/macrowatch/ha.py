@@ -1,6 +1,6 @@
 """Leadership: on a shared PostgreSQL store exactly one instance schedules, evaluates and sends (issue [8]).
 
-    lease = lease_for(config)                        # SingleInstance on SQLite: always the leader
+    lease = lease_for(config)                        # SingleInstance on SQLite: a lock on the store file
     supervisor = Supervisor(lease, store, make_runner)
     supervisor.start()                               # leads when it holds the lease, stands by otherwise
 
@@ -27,6 +27,7 @@ before sending it again: at most one repeat per such crash.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -34,19 +35,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+from macrowatch.config import ConfigError
 from macrowatch.health import Family
+from macrowatch.reloads import Load, Reloads, log_refused
 from macrowatch.store import Fenced, Store, StoreError
 
 log = logging.getLogger("macrowatch.ha")
 
 DEFAULT_LEASE_S = 10.0
+LOCK_POLL_S = 0.5  # SQLite: how often a standby tries the store's lock
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 FAMILIES = (
     Family("macrowatch_leader", "gauge", "1 while this instance holds the lease and runs the jobs, else 0."),
     Family("macrowatch_possible_repeats_total", "counter",
-           "Deliveries found claimed but not recorded at a takeover: each may be delivered twice."),
+           "Deliveries that may reach a receiver twice: found claimed but not recorded at a takeover, or sent "
+           "with no answer in time."),
 )
 
 
@@ -78,6 +84,7 @@ class Leadership(Protocol):
 
     holder: str
     enabled: bool
+    waits_for: str  # what a standby waits for, for /healthz and systemd's status line
 
     def term(self) -> int | None:
         """The token of the leadership under way, None while standing by."""
@@ -99,37 +106,121 @@ class Leadership(Protocol):
 
 
 class SingleInstance:
-    """SQLite: one instance, the leader from start to stop. Deliveries are still claimed, so that a crash
-    between a send and its record is counted as a possible repeat at the next start."""
+    """SQLite: one leader per store file, by an exclusive lock on `<store>.lock` held as long as it leads.
 
-    enabled = False
+    The lock is `flock`: the kernel drops it when its process ends, however it ends (a SIGKILL leaves no
+    stale lock), so a restart takes it at once. A second `macrowatch run` on the same file finds it held,
+    logs that it stands by (naming the holder, `hostname:pid`, which the lock file holds), polls it, and
+    leads once the first has gone: a fresh Runner, whose catch-up makes its leadership exactly once. Once
+    taken, the lock is held until `stop`. Deliveries are still claimed, so that a crash between a send and its
+    record is counted as a possible repeat by the next leader. Without a path (an in-memory store, which no
+    other process can share, or a test), the instance leads from start to stop.
+    """
 
-    def __init__(self, holder: str = HOLDER):
-        self.holder = holder
+    enabled = False  # no lease row and no fencing token; a store that fails at the takeover is fatal
+
+    def __init__(self, holder: str = HOLDER, path: Path | None = None, poll: float = LOCK_POLL_S):
+        self.holder, self.path, self.poll = holder, path, poll
+        self.waits_for = f"the lock {path}"
+        self._held = path is None
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: str | None = None  # the other holder last named in the log
 
     def term(self) -> int | None:
-        return 0
+        return 0 if self._held else None
 
     def token(self) -> int | None:
+        if not self._held:
+            raise Fenced(f"{self.holder} does not lead: another process holds {self.path}")
         return None
 
     def remaining(self) -> float:
-        return float("inf")
+        return float("inf") if self._held else 0.0
 
     def start(self) -> None:
-        pass
+        """Take the lock, or stand by and poll it in the background; StoreError when there can be no lock file."""
+        if self.path is None:
+            return
+        self._fd = _open_lock(self.path)
+        if not self._try():
+            self._thread = threading.Thread(target=self._run, name="store-lock", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
-        pass
+        """Stop polling and let the lock go (closing its file drops it): a standby takes over at its next poll."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll + 5)
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                self._held = False
+                os.close(fd)
 
     def step_down(self, term: int) -> None:
-        pass
+        """Nothing: on SQLite a leadership ends only with `stop` (or the process)."""
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            if self._try():
+                return
+
+    def _try(self) -> bool:
+        """One attempt at the lock; True when this instance holds it now."""
+        with self._lock:
+            if self._fd is None or self._stop.is_set():
+                return False
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = _read_holder(self._fd) or "another process"
+                if other != self._seen:
+                    self._seen = other
+                    log.warning("standing by: %s waits for the lock %s, held by %s (another macrowatch run on "
+                                "this store); it leads when that one stops", self.holder, self.path, other)
+                return False
+            except OSError as exc:  # a file system without locks: say so once, and keep trying
+                if self._seen != str(exc):
+                    self._seen = str(exc)
+                    log.error("cannot lock %s (%s); standing by", self.path, exc.strerror or exc)
+                return False
+            try:  # who holds it, for a standby's log line; a read-only lock file is still a lock
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, f"{self.holder}\n".encode(), 0)
+            except OSError:
+                pass
+            self._held = True
+        log.info("leading: %s holds the lock %s", self.holder, self.path)
+        return True
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor (created beside the store; opened read-only when it exists but is not writable)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            raise StoreError(f"store lock {path}: cannot create it ({exc.strerror}); "
+                             "`macrowatch run` needs it so that only one instance runs this store") from None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 class Lease:
     """This instance's hold on the lease row, taken and renewed on a thread (and a store connection) of its own."""
 
     enabled = True
+    waits_for = "the lease"
 
     def __init__(self, store: Store, lease: float = DEFAULT_LEASE_S, holder: str = HOLDER,
                  clock: Callable[[], float] = time.monotonic):
@@ -274,11 +365,14 @@ class TermFence:
 
 
 def lease_for(store_target: Any, lease: float | None, holder: str = HOLDER) -> SingleInstance | Lease:
-    """The leadership for a store: a Lease on its own connection for PostgreSQL, SingleInstance for SQLite."""
-    from macrowatch.store import is_url, open_store
+    """The leadership for a store: a Lease on its own connection for PostgreSQL, for SQLite a SingleInstance
+    locking `<store>.lock` beside the file that `open_store` opens for the same target."""
+    from macrowatch.store import default_path, is_url, open_store
 
     if not is_url(store_target):
-        return SingleInstance(holder)
+        path = Path(store_target).expanduser() if store_target is not None else default_path()
+        in_memory = str(store_target) == ":memory:"  # no file, no other process: nothing to lock
+        return SingleInstance(holder, None if in_memory else path.with_name(path.name + ".lock"))
     timing = Timing(lease or DEFAULT_LEASE_S)
     # Cut a renewal that hangs (a partitioned network) after one renewal period: the leader must learn in
     # time that it cannot renew.
@@ -303,6 +397,8 @@ class Supervisor:
         self.runner: Any = None
         self.failed: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._reloads = Reloads(self._reload)  # SIGHUPs: queued, never dropped (reloads.py)
+        self._leading = threading.Lock()  # a leadership's start and a standby's reload, one after the other
         if metrics is not None:
             for family in FAMILIES:
                 metrics.define(family)
@@ -314,6 +410,7 @@ class Supervisor:
         self.lease.start()
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
         self._thread.start()
+        self._reloads.start()
 
     def stop(self) -> None:
         """Ask everything to stop; safe from a signal handler."""
@@ -327,20 +424,29 @@ class Supervisor:
         self.stop()
         if self._thread is not None:
             self._thread.join()
+        self._reloads.close()
         self.lease.stop()
 
-    def request_reload(self, load: Callable[[], Any]) -> None:
-        """Reload the running leadership's config; a standby only validates it (it loads anew at takeover)."""
-        runner = self.runner
-        if runner is not None:
-            runner.request_reload(load)
-            return
-        try:
-            load()
-        except Exception as exc:  # noqa: BLE001 - a bad config must not stop a standby
-            log.error("reload refused: %s", exc)
-            return
-        log.info("config reloaded (standing by)")
+    def request_reload(self, load: Load) -> None:
+        """Queue a reload (safe from a signal handler): none is dropped, the waiting ones are applied as one."""
+        self._reloads.put(load)
+
+    def _reload(self, load: Load) -> None:
+        """Reload the running leadership's config; a standby only validates it (a takeover starts from it)."""
+        while not self.stopped.is_set():
+            with self._leading:
+                runner = self.runner
+                if runner is None:
+                    try:
+                        load()
+                    except ConfigError as exc:
+                        log_refused(exc, log)
+                        return
+                    log.info("config reloaded (standing by)")
+                    return
+            if runner.reload_when_ready(load) is not None:
+                return
+            self.stopped.wait(self.check_every)  # that leadership ended first: the next one (or the standby) reloads
 
     # ---- the thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -367,7 +473,9 @@ class Supervisor:
         store = self.store.with_fence(TermFence(self.lease, term))
         try:
             self._take_over(store)
-            runner = self.make_runner(store)  # a fresh Daemon: it loads the engine state the last leader saved
+            with self._leading:  # a standby's reload ends before (this leadership starts from its config) or waits
+                runner = self.make_runner(store)  # a fresh Daemon: it loads the engine state the last leader saved
+                self.runner = runner
         except StoreError as exc:
             if not self.lease.enabled:
                 raise  # one instance on SQLite: a store it cannot use is fatal, as at any start
@@ -375,7 +483,6 @@ class Supervisor:
             self.lease.step_down(term)
             self.stopped.wait(1.0)
             return
-        self.runner = runner
         self._gauge(1)
         runner.start()
         # Woken at the lease's local deadline itself, not up to a check later: the jobs stop at that moment.

@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/healthz":
             ok, reason = self.server.check()
-            status, body, ctype = (200 if ok else 503), (reason if not ok else "ok") + "\n", "text/plain; charset=utf-8"
+            status, body, ctype = (200 if ok else 503), reason + "\n", "text/plain; charset=utf-8"
         elif path == "/metrics":
             ok, _reason = self.server.check()
             self.server.metrics.set("macrowatch_up", 1 if ok else 0)
@@ -198,7 +198,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class HealthServer:
-    """`/healthz` (200 "ok" or 503 with the reason) and `/metrics` on host:port, served from a thread."""
+    """`/healthz` (200 with "ok" or the check's note, such as a standby's; 503 with the reason) and `/metrics`
+    on host:port, served from a thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9108, metrics: Metrics | None = None,
                  healthy: Healthy = lambda: (True, "ok")):

@@ -33,6 +33,8 @@ _KEY_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Characters that end a line for someone (str.splitlines, terminals): escaped in both formats.
 _BREAKS = re.compile(r'[\\"\x00-\x1f\x7f\x85\u2028\u2029]')
+# A frame of a traceback formatted as text (traceback.format_tb).
+_FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<name>.+?)\s*$', re.MULTILINE)
 
 
 # ---- formatting ---------------------------------------------------------------------------------------
@@ -69,7 +71,11 @@ def _message(record: logging.LogRecord) -> str:
 
 
 def exception_fields(exc_info: Any) -> dict[str, str]:
-    """`exc` (the repr, with its cause) and `trace` (innermost frames as file:line function, outermost first)."""
+    """`exc` (the repr, with its cause) and `trace` (innermost frames as file:line function, outermost first).
+
+    The traceback may also be text (APScheduler hands its listeners one formatted): its frames are read from
+    the `File "...", line N, in name` lines, and any other text is joined onto one line.
+    """
     if not exc_info or exc_info is True or exc_info[1] is None:
         return {}
     exc = exc_info[1]
@@ -77,8 +83,14 @@ def exception_fields(exc_info: Any) -> dict[str, str]:
     cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     if cause is not None:
         text += f" (from {cause!r})"
-    frames = traceback.extract_tb(exc_info[2])
-    shown = [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in frames[-TRACE_FRAMES:]]
+    tb = exc_info[2]
+    if isinstance(tb, str):
+        frames = [(os.path.basename(m["file"]), m["line"], m["name"]) for m in _FRAME_LINE.finditer(tb)]
+        if not frames:
+            return {"exc": text, "trace": " | ".join(line.strip() for line in tb.splitlines() if line.strip())}
+    else:
+        frames = [(os.path.basename(f.filename), f.lineno, f.name) for f in traceback.extract_tb(tb)]
+    shown = [f"{file}:{line} {name}" for file, line, name in frames[-TRACE_FRAMES:]]
     if len(frames) > TRACE_FRAMES:
         shown.insert(0, f"({len(frames) - TRACE_FRAMES} more)")
     return {"exc": text, "trace": " > ".join(shown)}

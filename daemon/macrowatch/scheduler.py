@@ -23,12 +23,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
 from macrowatch.app import Daemon
-from macrowatch.config import Config, ConfigError
-from macrowatch.store.base import Fenced
+from macrowatch.config import ConfigError
+from macrowatch.reloads import Load, Reloads, log_refused
+from macrowatch.store.base import Fenced, StoreError
 
 log = logging.getLogger("macrowatch.scheduler")
 
 JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+STARTUP_RETRY_FIRST = 1.0    # seconds after a failed catch-up at the start, doubling
+STARTUP_RETRY_MAX = 60.0     # at most: a store locked or full is used again within a minute of its release
+SCHEDULE_RETRY_FIRST = 10.0   # seconds after a failed release calendar refresh, doubling
+SCHEDULE_RETRY_MAX = 300.0    # at most; the 6-hourly refresh goes on as usual
 
 
 class _Scheduler(BackgroundScheduler):
@@ -74,6 +79,8 @@ class Runner:
         self.errors = 0
         self._adding = threading.Lock()  # a job adding jobs, or the shutdown: see _add_job
         self._bursts: set[tuple[str, dt.date]] = set()  # (release, day) of the bursts started
+        self._startup_failure: tuple[str, dt.datetime] | None = None  # (reason, next try) while catching up fails
+        self._reloads = Reloads(self.reload_when_ready)  # SIGHUPs: queued, never dropped (reloads.py)
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,9 +92,12 @@ class Runner:
         self.caught_up = threading.Event()
         self.scheduler.add_job(self._startup, id="startup", name="startup")
         self.scheduler.start()
+        self._reloads.start()
 
     def _startup(self) -> None:
-        self.daemon.start()
+        """The first job: the catch-up (retried until it succeeds), then every other job is added."""
+        if not self._catch_up():
+            return
         jobs = {"closes": self.daemon.check_closes, "deliver": self.daemon.deliver,
                 "heartbeat": self._heartbeat, "schedule": self._refresh_schedule,
                 "intraday": self.daemon.intraday}
@@ -96,6 +106,46 @@ class Runner:
             self._add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now)
         self._schedule_releases()
         self.caught_up.set()
+
+    def _catch_up(self) -> bool:
+        """`daemon.start()`, tried again after a failure (a store locked or full, a bug) with a backoff from
+        STARTUP_RETRY_FIRST doubling to STARTUP_RETRY_MAX, until it succeeds (True) or the runner stops (False).
+
+        The catch-up is idempotent (the engine skips what it has applied, the outbox what it has seen), so a
+        try cut short is simply made again; until one succeeds no other job runs, and /healthz says why.
+        """
+        wait = STARTUP_RETRY_FIRST
+        while not self.daemon.stopping.is_set():
+            try:
+                self.daemon.start()
+                self._startup_failure = None
+                return True
+            except Fenced:
+                raise  # the leadership has ended: the Supervisor stops this runner
+            except Exception as exc:  # noqa: BLE001 - any failure: logged with its reason, tried again
+                reason = f"{type(exc).__name__}: {exc}"
+                self._startup_failure = (reason, self.daemon.clock.now() + dt.timedelta(seconds=wait))
+                log.error("catch-up failed: %s; next try in %.0f s (no other job runs until it succeeds)", reason,
+                          wait, exc_info=not isinstance(exc, StoreError))
+            if self.daemon.clock.wait(wait, self.daemon.stopping):
+                break
+            wait = min(STARTUP_RETRY_MAX, wait * 2)
+        return False
+
+    def startup_status(self) -> str | None:
+        """Why the runner has not caught up yet (for /healthz and systemd's status); None once it has."""
+        if self.caught_up.is_set():
+            return None
+        failure = self._startup_failure
+        if failure is None:
+            return "starting: catching up"
+        reason, next_try = failure
+        left = max(0.0, (next_try - self.daemon.clock.now()).total_seconds())
+        return f"starting: catch-up failed: {reason}; next try in {left:.0f} s"
+
+    def retrying(self) -> bool:
+        """Whether the catch-up failed and waits for its next try (alive, not stuck: see service.run)."""
+        return not self.caught_up.is_set() and self._startup_failure is not None
 
     def run(self) -> None:
         """Start, then block until `stop()` (a signal handler calls it); finish in-flight jobs and return."""
@@ -107,7 +157,8 @@ class Runner:
     def run_until(self, when: dt.datetime) -> None:
         """Start, run until the daemon's clock reads `when`, make the last checks and deliveries, stop."""
         self.start()
-        self.caught_up.wait()
+        while not self.caught_up.wait(0.1) and not self.stopped.is_set():
+            pass
         while not self.stopped.is_set() and self.daemon.clock.now() < when:
             self.stopped.wait(0.02)
         self.shutdown()
@@ -127,6 +178,7 @@ class Runner:
             pass  # a job adding a job finishes that first; none adds one after
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
+        self._reloads.close(wait=wait)  # a reload under way finishes, as a job does
         log.info("stopped")
 
     def _add_job(self, *args, **kwargs) -> None:
@@ -141,20 +193,27 @@ class Runner:
                 self.scheduler.add_job(*args, **kwargs)
 
     # ---- reload ---------------------------------------------------------------------------------------
-    def request_reload(self, load: Callable[[], Config]) -> None:
-        """Reload on the scheduler's thread (not in a signal handler): all or nothing."""
-        self.scheduler.add_job(self.reload, args=[load], id="reload", replace_existing=True)
+    def request_reload(self, load: Load) -> None:
+        """Queue a reload (safe from a signal handler): none is dropped, the waiting ones are applied as one."""
+        self._reloads.put(load)
 
-    def reload(self, load: Callable[[], Config]) -> bool:
-        """Load and validate the config; on any problem keep the running one and log every error."""
+    def reload_when_ready(self, load: Load) -> bool | None:
+        """`reload` once the catch-up has finished (no job runs before it); None if the runner stops first."""
+        while not self.caught_up.wait(0.1):
+            if self.daemon.stopping.is_set():
+                return None
+        if self.daemon.stopping.is_set():
+            return None
+        return self.reload(load)
+
+    def reload(self, load: Load) -> bool:
+        """Load and validate the config, all or nothing: on any problem, or a setting changed that only a restart
+        can change (the store...), keep the running one and log every error."""
         try:
-            config = load()
+            self.daemon.reload(load())
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload refused: %s", problem)
-            log.error("reload refused: %d problem(s); the previous config keeps running", len(exc.problems))
+            log_refused(exc, log)
             return False
-        self.daemon.reload(config)
         self._refresh_schedule()
         return True
 
@@ -180,6 +239,12 @@ class Runner:
                 continue
             self._add_job(self._burst, "date", args=[rid, day], id=f"release:{rid}:{day}",
                           name=f"release {rid} {day}", run_date=self._wall(max(at, now)), replace_existing=True)
+        failures = self.daemon.schedule_failures
+        if failures:  # the calendar could not be read: the last known schedule runs, and it is asked again soon
+            wait = min(SCHEDULE_RETRY_MAX, SCHEDULE_RETRY_FIRST * 2 ** min(failures - 1, 16))
+            log.warning("release calendar: refresh failed %d time(s) in a row; next try in %.0f s", failures, wait)
+            self._add_job(self._refresh_schedule, "date", id="schedule-retry", name="schedule retry",
+                          run_date=self._wall(now + dt.timedelta(seconds=wait)), replace_existing=True)
 
     def _burst(self, release_id: str, day: dt.date) -> None:
         self._bursts.add((release_id, day))
@@ -196,5 +261,7 @@ class Runner:
             log.warning("job %s stopped: %s", event.job_id, event.exception)
             return
         self.errors += 1
-        log.error("job %s failed: %s: %s", event.job_id, type(event.exception).__name__, event.exception,
-                  exc_info=(type(event.exception), event.exception, event.traceback))
+        exc = event.exception
+        # The exception's own traceback when it has one; APScheduler's event carries only a formatted copy.
+        log.error("job %s failed: %s: %s", event.job_id, type(exc).__name__, exc,
+                  exc_info=(type(exc), exc, exc.__traceback__ or event.traceback))

@@ -7,12 +7,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from macrowatch import ha, health, logs, sdnotify
 from macrowatch.app import Daemon
-from macrowatch.clock import system_clock
+from macrowatch.clock import stop_aware_sleep, system_clock
 from macrowatch.config import Config, load_config
+from macrowatch.reloads import check_reloadable
 from macrowatch.scheduler import Runner
 from macrowatch.sources.calendar import calendar_names
 from macrowatch.store import is_url
@@ -33,7 +35,11 @@ def secrets_of(config: Config) -> list[str]:
 
 
 def build(config: Config, clock, metrics, store=None) -> Daemon:
-    """The daemon with the real sources: yfinance for prices, fredapi for releases."""
+    """The daemon with the real sources: yfinance for prices, fredapi for releases.
+
+    The sources' retry backoff and FRED's rate limit sleep until the daemon stops, not longer: a stop is never
+    stuck behind them (nor behind a burst's wait, `Clock.wait`).
+    """
     from macrowatch.sources.fred import FredClient
     from macrowatch.sources.prices import PriceSource
     from macrowatch.store import default_path, is_url, open_store
@@ -41,25 +47,31 @@ def build(config: Config, clock, metrics, store=None) -> Daemon:
     store = store if store is not None else open_store(config.store)
     # yfinance's disk caches stay on this host, beside a SQLite store or in the local state directory.
     cache = default_path().parent if is_url(store.name) else Path(store.name).parent
-    prices = PriceSource(config.yahoo.url, cache / "yfinance-cache")
-    fred = FredClient.from_config(config.fred)
-    return Daemon(config, store, clock, prices, fred, metrics=metrics)
+    stopping = threading.Event()
+    prices = PriceSource(config.yahoo.url, cache / "yfinance-cache", sleep=stop_aware_sleep(stopping))
+    fred = FredClient.from_config(config.fred, sleep=stop_aware_sleep(stopping))
+    return Daemon(config, store, clock, prices, fred, metrics=metrics, stopping=stopping)
 
 
 def healthy(supervisor: ha.Supervisor, clock, every: float):
-    """/healthz: a standby waits for the lease; a leader's scheduler runs and its heartbeat is recent."""
+    """/healthz: a standby waits for the lease (or the SQLite store's lock) and says so; a leader's scheduler
+    runs and its heartbeat is recent ("ok")."""
     def check() -> tuple[bool, str]:
         runner = supervisor.runner
         if runner is None:
-            return (not supervisor.stopped.is_set(), f"standby: {supervisor.lease.holder} waits for the lease")
+            lease = supervisor.lease
+            return (not supervisor.stopped.is_set(), f"standby: {lease.holder} waits for {lease.waits_for}")
         if not runner.scheduler.running:
             return False, "scheduler not running"
+        starting = runner.startup_status()
+        if starting is not None:  # no job but the catch-up runs yet: a heartbeat in the store is an old one
+            return False, starting
         state = runner.daemon.store.load_state("daemon") or {}
         beat = state.get("heartbeat")
         if beat is None:
             return False, "no heartbeat yet"
         age = (clock.now() - dt.datetime.fromisoformat(beat)).total_seconds()
-        return (age <= 3 * every, f"last heartbeat {age:.0f} s ago")
+        return (True, "ok") if age <= 3 * every else (False, f"last heartbeat {age:.0f} s ago")
     return check
 
 
@@ -89,7 +101,8 @@ def run(config_path: Path, config: Config) -> int:
 
         return Runner(daemon, heartbeat_every=beat, on_heartbeat=on_heartbeat)
 
-    # On SQLite the lease is SingleInstance: this instance leads at once and for good.
+    # On SQLite the lease is SingleInstance: a lock on the store file, so that one instance leads (the others
+    # stand by); `status`, `fetch` and `replay` never take it.
     runner = ha.Supervisor(ha.lease_for(config.store, config.ha.lease_seconds), store, make_runner, metrics=metrics)
     server = None
     if config.health is not None:
@@ -97,7 +110,9 @@ def run(config_path: Path, config: Config) -> int:
         server.start()
 
     def load() -> Config:
+        """The edited config; on ConfigError the running one stays, and the next leadership starts from it too."""
         new, _ = load_config(config_path, for_run=True, calendars=calendar_names)
+        check_reloadable(current[0], new)  # the store, /healthz, the lease... were set up at the start
         scrub.update(secrets_of(new))
         current[0] = new
         return new
@@ -120,9 +135,13 @@ def run(config_path: Path, config: Config) -> int:
     sdnotify.ready(f"watching {len(config.instruments)} instruments, {len(config.rules)} rules")
     log.info("ready")
     while not runner.stopped.wait(1.0):  # a timed wait: signal handlers run between waits
-        if runner.runner is None:  # standing by: no heartbeat job pings systemd's watchdog
+        leading = runner.runner
+        if leading is None:  # standing by: no heartbeat job pings systemd's watchdog
             sdnotify.watchdog()
-            sdnotify.status(f"standby: {ha.HOLDER} waits for the lease")
+            sdnotify.status(f"standby: {ha.HOLDER} waits for {runner.lease.waits_for}")
+        elif leading.retrying():  # a failed catch-up waits for its next try: alive, not stuck
+            sdnotify.watchdog()
+            sdnotify.status(leading.startup_status() or "")
     runner.shutdown()
     if server is not None:
         server.stop()

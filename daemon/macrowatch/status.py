@@ -66,7 +66,8 @@ def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
                       "failing_for": _age(now, s.get("failing_since"))}
                for name, s in sorted((saved.get("sources") or {}).items())}
     return {"pid": saved.get("pid"), "started": saved.get("started"), "heartbeat": saved.get("heartbeat"),
-            "heartbeat_age": age, "stale": age is None or age > STALE_AFTER.total_seconds(), "sources": sources}
+            "heartbeat_age": age, "stale": age is None or age > STALE_AFTER.total_seconds(), "sources": sources,
+            "history_missing": list(saved.get("history_missing") or [])}
 
 
 def _engine(config: Config, store: Store) -> dict[str, Any]:
@@ -217,7 +218,8 @@ def _daemon_lines(d: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> list[str
             rows.append([name, f"ok, last success {ago(s['last_ok_age'])} ago"])
         else:
             rows.append([name, "not polled yet"])
-    return [head, *table(rows)]
+    missing = [f"history missing: {m}; the rules that read it wait" for m in d.get("history_missing") or []]
+    return [head, *table(rows), *missing]
 
 
 def _level_lines(report: Report, zone: zoneinfo.ZoneInfo) -> list[str]:
@@ -269,7 +271,7 @@ def _outbox_lines(outbox: dict[str, Any], zone: zoneinfo.ZoneInfo) -> list[str]:
     if outbox.get("possible_repeats"):
         shown = ", ".join(f"{r['key']} to {r['channel']}" for r in outbox["repeated"])
         lines.append(f"possible repeats: {outbox['possible_repeats']} (a send whose record was lost in a crash or a "
-                     f"failover, sent again): {shown}")
+                     f"failover, or that had no answer in time, sent again): {shown}")
     if not outbox["sent"]:
         return [*lines, "last sent: nothing sent yet"]
     rows = [[_when(s["at"], zone), s["channel"], s["rule"], s["event"]] for s in outbox["sent"]]

@@ -435,27 +435,24 @@ def test_clock_jumps_backward_while_a_channel_backs_off_the_retry_keeps_its_cap(
 
 @dataclass(frozen=True)
 class NotifierFault:
-    kind: str                 # refused | 500 | hung
+    kind: str                 # refused | 500
     minutes: float            # how long it lasts, in fake time
 
     def on(self, r: Receiver) -> None:
         if self.kind == "refused":
             r.refuse()
-        elif self.kind == "500":
-            r.fail(500)
         else:
-            r.slow(30.0)      # far beyond the channel's 0.5 s read timeout
+            r.fail(500)
 
     def off(self, r: Receiver) -> None:
-        # A hung request answered after the client gave up does not count as a delivery (it never knew).
-        r.reply(504, b"the client had gone")
         r.restore()
 
 
+# A receiver that hangs past the timeout is no plain failure (the request was written: it may have it), and
+# is retried once only: test_slow_receiver.py.
 @pytest.mark.parametrize("fault", [
     pytest.param(NotifierFault("refused", 60), id="down-for-an-hour"),
     pytest.param(NotifierFault("500", 20), id="http-500-for-20-minutes"),
-    pytest.param(NotifierFault("hung", 3), id="hung-beyond-the-timeout"),
 ])
 def test_notifier_fault_backs_off_alerts_ops_and_delivers_once_when_back(world, fault):
     w = world
@@ -463,7 +460,7 @@ def test_notifier_fault_backs_off_alerts_ops_and_delivers_once_when_back(world, 
     fault.on(w.alerts)
     started = time.monotonic()
     assert [(a.rule, a.message) for a in w.job(w.daemon.check_closes)] == [BREAKOUT]
-    assert time.monotonic() - started < 5          # a hung receiver costs the timeout per channel, no more
+    assert time.monotonic() - started < 5          # a dead receiver costs the timeout per channel, no more
     w.tick(fault.minutes)
     tries = attempts(w.store_path)
     # 10 s, doubling, at most 15 min: 0, 10, 30, 70, 150, 310, 630, 1270, 2170, 3070 s
@@ -476,7 +473,7 @@ def test_notifier_fault_backs_off_alerts_ops_and_delivers_once_when_back(world, 
     fault.off(w.alerts)
     w.tick(16)                                    # the longest backoff is 15 min
     assert w.delivered() == {("breakout", "trading"): 1, ("breakout", "desk"): 1, ("ops-delivery-failing", "ops"): 2}
-    assert w.daemon.dispatcher.pending() == 0
+    assert w.daemon.dispatcher.pending() == 0 and w.store.repeats() == (0, [])  # nothing written: no repeat
     assert w.news() == [BREAKOUT] and w.raised == []
 
 
@@ -639,9 +636,13 @@ def test_process_fred_failing_at_the_release_fires_once_it_answers(processes):
     p = processes
     warm_up(p)
     asked = len(p.fred.requests)
+    # FRED holds the value back until the fault is in place: a catch-up that comes after 08:30 on FRED's clock
+    # (this process slow to start on a loaded machine) must not find it; the fault is for the burst's poll.
+    lag, p.fred.lag = p.fred.lag, dt.timedelta(hours=1)
     run = p.start(release_at(p.scenario.day(DAY)) - dt.timedelta(seconds=2))
     wait_until(lambda: len(p.fred.requests) > asked, 20, run)   # the catch-up has polled: the burst is next
     p.fred.fault("500", times=1)                  # FRED's first answer after 08:30 is a server error
+    p.fred.lag = lag
     wait_until(lambda: sum(p.received().values()) == 2, 20, run)
     time.sleep(1.0)
     assert run.stop() == 0

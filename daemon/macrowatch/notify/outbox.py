@@ -10,6 +10,12 @@ send and its record repeats at most that one send: under a leadership (ha.py) ea
 before its send, and a claim found unrecorded at the next start or takeover counts as a possible repeat.
 A channel that fails is not tried again in the same pass nor before its backoff ends, so a dead receiver
 costs one attempt per backoff, and other channels go on.
+
+A send whose outcome is unknown (the request was written and no answer came in time: the receiver may have
+it) is a failure counted as a possible repeat, per URL, and retried once; if that retry's outcome is unknown
+too, the URL is taken as reached (recorded, with a warning that it is unconfirmed): a receiver that answers
+too late gets an alert at most twice, and the second time is counted. A refused connection or an error
+status wrote nothing the receiver kept: it is retried as before and not counted.
 """
 
 from __future__ import annotations
@@ -51,6 +57,19 @@ class Outcome:
     reason: str = ""                      # masked; "" on success
     attempts: int = 0                     # failed tries before this one
     next_at: dt.datetime | None = None    # the next try, after a failure
+    repeats: int = 0                      # possible repeats it adds: URLs whose outcome was unknown a first time
+    unconfirmed: bool = False             # sent, but some URL taken as reached after a second unknown outcome
+
+
+@dataclass(frozen=True)
+class Tried:
+    """What one try of a channel did; the sets hold URL fingerprints."""
+
+    ok: bool
+    reason: str                           # masked; "" on success
+    reached: frozenset[str]               # the URLs that have the alert now
+    unsure: frozenset[str] = frozenset()  # the URLs whose send's outcome was unknown, this try or before
+    unconfirmed: tuple[str, ...] = ()     # why each URL taken as reached on a second unknown outcome
 
 
 def backoff(attempts: int, first: dt.timedelta = BACKOFF_FIRST, cap: dt.timedelta = BACKOFF_MAX) -> dt.timedelta:
@@ -67,37 +86,43 @@ def _default_send(*args: Any, **kwargs: Any) -> Any:
 def deliver(alert: Alert, channel: Channel, send: SendFn, png: bytes | None, context: Context | None = None,
             timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, str]:
     """Send one alert to every URL of one channel, rendered for each kind of service: (ok, masked reason)."""
-    ok, reason, _ = deliver_each(alert, channel, send, png, context, timeout)
-    return ok, reason
+    tried = deliver_each(alert, channel, send, png, context, timeout)
+    return tried.ok, tried.reason
 
 
 def deliver_each(alert: Alert, channel: Channel, send: SendFn, png: bytes | None, context: Context | None = None,
                  timeout: float = DEFAULT_TIMEOUT, reached: frozenset[str] = frozenset(),
-                 ) -> tuple[bool, str, frozenset[str]]:
+                 unsure: frozenset[str] = frozenset()) -> Tried:
     """Send one alert to each URL of one channel that has not had it yet (by `fingerprint` in `reached`).
 
-    Returns (ok, masked reason, the fingerprints of the URLs that have it now): when one URL fails, the
-    retry goes to it alone, not again to the URLs that took it.
+    When one URL fails, the retry goes to it alone, not again to the URLs that took it. A URL whose send's
+    outcome is unknown (`result.unknown`) joins `unsure`; one that was in `unsure` already is taken as
+    reached instead: it may have the alert twice already, and is never sent a third copy.
     """
     if channel.missing:
-        return False, f"environment variable {', '.join(channel.missing)} is not set", reached
+        return Tried(False, f"environment variable {', '.join(channel.missing)} is not set", reached, unsure)
     if not channel.urls:
-        return False, "the channel has no URLs", reached
+        return Tried(False, "the channel has no URLs", reached, unsure)
     groups: dict[Kind, list[str]] = {}
     for url in channel.urls:
         if fingerprint(url) not in reached:
             groups.setdefault(kind_of(url), []).append(url)
-    failures = []
-    done = set(reached)
+    failures, unconfirmed = [], []
+    done, maybe = set(reached), set(unsure)
     for kind, urls in groups.items():
         message = render_mod.render(alert, kind, context)
         for url in urls:
             result = send([url], message.title, message.body, png, timeout, markup=message.markup)
-            if result.ok:
+            unknown = bool(getattr(result, "unknown", False))
+            if result.ok or (unknown and fingerprint(url) in maybe):
                 done.add(fingerprint(url))
+                if not result.ok:
+                    unconfirmed.append(result.reason or "no answer")
             else:
+                if unknown:
+                    maybe.add(fingerprint(url))
                 failures.append(result.reason or "failed")
-    return not failures, "; ".join(failures), frozenset(done)
+    return Tried(not failures, "; ".join(failures), frozenset(done), frozenset(maybe), tuple(unconfirmed))
 
 
 def fingerprint(url: str) -> str:
@@ -124,6 +149,7 @@ class Dispatcher:
         self._blocked: dict[str, dt.datetime] = {}  # channel -> no try before this
         self._streak: dict[str, int] = {}           # channel -> failures in a row
         self._unrecorded: dict[tuple[str, str], dt.datetime] = {}  # (key, channel) sent, its record refused
+        self._unsure: dict[tuple[str, str], frozenset[str]] = {}  # (key, channel) -> URLs of unknown outcome
 
     def submit(self, alerts: Iterable[Alert], now: dt.datetime) -> list[Alert]:
         """Write every alert and its deliveries to the outbox before any send; return the ones not seen before.
@@ -172,31 +198,43 @@ class Dispatcher:
 
     def _attempt(self, d: Any, png: bytes | None) -> Outcome:
         channel = self.channels.get(d.channel)
-        reached = d.reached
-        if channel is None:
-            ok, reason = False, f"channel {d.channel!r} is not in the config"
-        else:
+        # The URLs of unknown outcome: the store's, and this process's own should the store have refused them.
+        unsure = frozenset(getattr(d, "unsure", frozenset())) | self._unsure.get((d.key, d.channel), frozenset())
+        tried = Tried(False, f"channel {d.channel!r} is not in the config", d.reached, unsure)
+        if channel is not None:
             try:
-                ok, reason, reached = deliver_each(d.alert, channel, self.send, png, self.context, self.timeout,
-                                                   d.reached)
+                tried = deliver_each(d.alert, channel, self.send, png, self.context, self.timeout, d.reached, unsure)
             except Exception as exc:  # noqa: BLE001 - one bad delivery must not stop the others
-                ok, reason = False, f"internal error {type(exc).__name__}"  # its text may hold a URL
+                # Its text may hold a URL. Nothing is known of its URLs: a retry may repeat to the ones reached.
+                tried = Tried(False, f"internal error {type(exc).__name__}", d.reached, unsure)
+        ok, reason, reached = tried.ok, tried.reason, tried.reached
+        repeats = len(tried.unsure - unsure)
+        if repeats:
+            log.warning("possible repeat: alert %s to channel %s: the outcome of %d send(s) is unknown (%s); "
+                        "sent again once (at most one repeat)", d.key, d.channel, repeats, reason)
         at = self.clock.now()
         if ok:
             self._streak.pop(d.channel, None)
+            self._unsure.pop((d.key, d.channel), None)
             if not self._record(self.store.mark_sent, d.key, d.channel, at):
                 self._unrecorded[(d.key, d.channel)] = at  # never sent again by this process
-            log.info("alert %s sent to channel %s", d.key, d.channel)
-            return Outcome(d.key, d.channel, True, "", d.attempts)
+            if tried.unconfirmed:
+                log.warning("alert %s to channel %s taken as sent, unconfirmed: a second send had no answer in "
+                            "time either (%s); no third copy", d.key, d.channel, "; ".join(tried.unconfirmed))
+            else:
+                log.info("alert %s sent to channel %s", d.key, d.channel)
+            return Outcome(d.key, d.channel, True, "", d.attempts, unconfirmed=bool(tried.unconfirmed))
+        if tried.unsure:
+            self._unsure[(d.key, d.channel)] = tried.unsure
         # The channel's failures in a row count too: a dead receiver with many alerts queued backs off as one.
         failures = max(d.attempts, self._streak.get(d.channel, 0))
         self._streak[d.channel] = failures + 1
         next_at = at + backoff(failures, self.first, self.cap)
         # Refused: backs off in memory (and a retry may repeat the alert to the URLs that took it).
-        self._record(self.store.mark_failed, d.key, d.channel, at, reason, next_at, reached)
+        self._record(self.store.mark_failed, d.key, d.channel, at, reason, next_at, reached, tried.unsure, repeats)
         log.warning("alert %s to channel %s failed (attempt %d): %s; next try at %s", d.key, d.channel,
                     d.attempts + 1, reason, next_at.isoformat(timespec="seconds"))
-        return Outcome(d.key, d.channel, False, reason, d.attempts, next_at)
+        return Outcome(d.key, d.channel, False, reason, d.attempts, next_at, repeats)
 
     def _record(self, write: Callable[..., None], key: str, channel: str, *args: Any) -> bool:
         """Record a delivery's result; False when the store refuses the write (a full or read-only disk).

@@ -3,27 +3,40 @@
     result = send(channel.urls, message.title, message.body, png, timeout=10, markup=message.markup)
     if not result.ok:
         print(result.reason)          # masked: safe to log and to store
+    result.unknown                    # failed, but written and not answered in time: the receiver may have it
 
 Every log line that names a target uses `mask(url)`: apprise's privacy form without its query, with long path
 segments shortened (apprise leaves the path of json:// and form:// URLs, where webhook tokens often live, in
 clear). A filter on apprise's and urllib3's loggers blanks the secret parts of the URLs sent, for when their
 debug lines are on.
+
+apprise's plugins catch requests' exceptions and return False, so how a request ended is learnt below it:
+requests' HTTPAdapter.send is wrapped once, and while a send watches (a context variable, which apprise copies
+into the worker thread of a call with a deadline) each request's end is noted: answered, not written (the
+connection was refused or timed out, a DNS or TLS failure), or unknown (written, then a read timeout or the
+connection dropped with no answer). Outside a send the wrapper only passes through.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import inspect
 import logging
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import apprise
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +55,9 @@ class SendResult:
 
     ok: bool
     reason: str = ""
+    # A failed send whose request may have reached the receiver (written, no answer in time): a retry may
+    # deliver it a second time.
+    unknown: bool = False
 
 
 def send(urls: Sequence[str], title: str, body: str, png: bytes | None = None,
@@ -55,39 +71,44 @@ def send(urls: Sequence[str], title: str, body: str, png: bytes | None = None,
         return SendResult(False, "no URLs to send to")
     try:
         with _attachment(png) as chart:
-            failures = [why for url in urls if (why := _send_one(url, title, body, chart, timeout, markup))]
+            failures = [r for url in urls if not (r := _send_one(url, title, body, chart, timeout, markup)).ok]
     except Exception as exc:  # noqa: BLE001 - send never raises; the outbox retries what failed
         # The exception's text may hold a URL: only its type is kept.
         log.warning("send failed: internal error %s", type(exc).__name__)
         return SendResult(False, f"internal error {type(exc).__name__}")
-    return SendResult(not failures, "; ".join(failures))
+    return SendResult(not failures, "; ".join(r.reason for r in failures), any(r.unknown for r in failures))
 
 
-def _send_one(url: str, title: str, body: str, chart: str | None, timeout: float, markup: str) -> str | None:
-    """Send to one URL; None on success, else the masked reason."""
+def _send_one(url: str, title: str, body: str, chart: str | None, timeout: float, markup: str) -> SendResult:
+    """Send to one URL; its reason is masked."""
     _SCRUB.add(url)
     with _collect() as lines:
         plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         why = f"{mask(url)}: not a usable apprise URL ({_last(lines) or 'unknown service or bad token'})"
         log.warning("send failed: %s", why)
-        return why
+        return SendResult(False, why)
     _bound(plugin, url, timeout)
     target = mask(url, plugin)
     app = apprise.Apprise(asset=apprise.AppriseAsset(app_id="macrowatch"))
     app.add(plugin)
     kwargs = {"timeout": 3 * timeout} if _CALL_TIMEOUT else {}
-    with _collect() as lines:
+    with _collect() as lines, _watch() as ends:
         result = app.notify(body=body, title=title, body_format=_MARKUP.get(markup, apprise.NotifyFormat.TEXT),
                             attach=chart if chart and takes_files(plugin) else None, **kwargs)
     if result:
         log.debug("sent to %s", target)
-        return None
+        return SendResult(True)
     status = str(getattr(result, "status", "") or "")
-    why = _last(lines) or ("timed out" if "timeout" in status.lower() else "failed, apprise gave no reason")
+    timed_out = "timeout" in status.lower()  # apprise stopped waiting: the request may still be on its way
+    why = _last(lines) or ("timed out" if timed_out else "failed, apprise gave no reason")
+    lost = [end for end in list(ends) if end is not None]
+    if lost or timed_out:
+        why = (f"no answer in time after the request was sent ({lost[-1] if lost else 'timeout'}): "
+               "the receiver may have it")
     why = scrub(why, secrets_of(url))
     log.warning("send to %s failed: %s", target, why)
-    return f"{target}: {why}"
+    return SendResult(False, f"{target}: {why}", bool(lost) or timed_out)
 
 
 def takes_files(plugin: apprise.NotifyBase) -> bool:
@@ -118,6 +139,60 @@ def _attachment(png: bytes | None) -> Iterator[str | None]:
         path = Path(tmp) / CHART_NAME
         path.write_bytes(png)
         yield str(path)
+
+
+# ---- how each request ended ------------------------------------------------------------------------------
+
+# While a send watches: one entry per request that ended without an answer after it was written (the
+# exception's type name), None per other end. A list shared with the threads the context is copied into.
+_ENDS: contextvars.ContextVar[list[str | None] | None] = contextvars.ContextVar("macrowatch_send_ends",
+                                                                                default=None)
+
+
+@contextlib.contextmanager
+def _watch() -> Iterator[list[str | None]]:
+    ends: list[str | None] = []
+    token = _ENDS.set(ends)
+    try:
+        yield ends
+    finally:
+        _ENDS.reset(token)
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether a request that raised this was written and then got no answer: a read timeout, or a connection
+    that dropped after it was open (urllib3's ProtocolError, "Connection aborted"). A connect timeout, a refused
+    connection, a DNS or TLS failure (all raised before anything is sent) are not."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(arg, ProtocolError) for arg in exc.args)
+
+
+def _watched(send_request: Callable[..., Any]) -> Callable[..., Any]:
+    """requests' HTTPAdapter.send, noting how each request ended while a send watches."""
+
+    @functools.wraps(send_request)
+    def send(self: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+        ends = _ENDS.get()
+        if ends is None:
+            return send_request(self, request, *args, **kwargs)
+        try:
+            response = send_request(self, request, *args, **kwargs)
+        except BaseException as exc:
+            ends.append(type(exc).__name__ if unanswered(exc) else None)
+            raise
+        ends.append(None)
+        return response
+
+    send.macrowatch_watched = True
+    return send
+
+
+if not getattr(HTTPAdapter.send, "macrowatch_watched", False):
+    HTTPAdapter.send = _watched(HTTPAdapter.send)
 
 
 # ---- masking --------------------------------------------------------------------------------------------

@@ -77,25 +77,28 @@ class RateLimiter:
     """
 
     def __init__(self, *windows: tuple[int, float], clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], bool | None] = time.sleep):
         self._windows = [(limit, per, collections.deque()) for limit, per in windows or ((120, 60.0),)]
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
 
     @classmethod
     def for_fred(cls, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> RateLimiter:
+                 sleep: Callable[[float], bool | None] = time.sleep) -> RateLimiter:
         """FRED's documented 120 a minute, plus 2 a second (reported enforced since 2026)."""
         return cls((120, 60.0), (2, 1.0), clock=clock, sleep=sleep)
 
-    def acquire(self) -> None:
-        """Wait until a request may go, then count it."""
+    def acquire(self) -> bool:
+        """Wait until a request may go, then count it: True. False, with nothing counted, when the sleep was
+        interrupted (it returned True: a stop, see clock.stop_aware_sleep): the request is not to be sent."""
         with self._lock:  # held while sleeping: waiting callers queue in order
             while (wait := self._wait(self._clock())) > 0:
-                self._sleep(wait)
+                if self._sleep(wait):
+                    return False
             now = self._clock()
             for _, _, spent in self._windows:
                 spent.append(now)
+            return True
 
     def _wait(self, now: float) -> float:
         """Seconds until every window has a token free."""
@@ -113,10 +116,11 @@ class _Http:
 
     The timeout bounds the connect and each wait for bytes (requests' semantics), which is what a silent or
     stalled server needs; a server trickling bytes slower than that could still take longer in total.
-    Refused connections and timeouts are not retried: the caller polls again on its own schedule.
+    Refused connections and timeouts are not retried: the caller polls again on its own schedule. A sleep that
+    returns True (interrupted by a stop) ends the retries: the last failure is the answer.
     """
 
-    def __init__(self, key: str | None, timeout: float, limiter: RateLimiter, sleep: Callable[[float], None],
+    def __init__(self, key: str | None, timeout: float, limiter: RateLimiter, sleep: Callable[[float], bool | None],
                  retries: int, backoff: float, session: requests.Session | None):
         self.key, self.timeout, self.limiter, self.sleep = key, timeout, limiter, sleep
         self.retries, self.backoff = retries, backoff
@@ -125,7 +129,8 @@ class _Http:
     def get(self, url: str, params: dict[str, str], subject: str) -> requests.Response:
         """The 200 response, or FredError after at most `retries` retries."""
         for attempt in range(self.retries + 1):
-            self.limiter.acquire()
+            if not self.limiter.acquire():
+                raise FredError(subject, "not sent: stopping")
             response = self._send(url, params, subject)
             status = response.status_code
             if status == 200:
@@ -135,7 +140,8 @@ class _Http:
             delay = self._delay(attempt, response)
             log.warning("FRED %s: HTTP %d, retry %d of %d in %.1f s", subject, status, attempt + 1, self.retries,
                         delay)
-            self.sleep(delay)
+            if self.sleep(delay):
+                break
         raise FredError(subject, self._failure(response, attempt + 1))
 
     def _send(self, url: str, params: dict[str, str], subject: str) -> requests.Response:
@@ -298,7 +304,7 @@ class FredClient:
 
     def __init__(self, api_key: str | None, base_url: str | None = None, *, timeout: float = 20.0,
                  limiter: RateLimiter | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, retries: int = 3, backoff: float = 2.0,
+                 sleep: Callable[[float], bool | None] = time.sleep, retries: int = 3, backoff: float = 2.0,
                  session: requests.Session | None = None):
         self.api_key = api_key or None
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")

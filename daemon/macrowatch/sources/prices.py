@@ -181,7 +181,7 @@ class PriceSource:
     """Daily bars and latest prices for many instruments, one batched yfinance call per poll."""
 
     def __init__(self, base_url: str | None = None, cache_dir: str | Path | None = None, timeout: float = 10.0,
-                 *, attempts: int = 3, backoff: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+                 *, attempts: int = 3, backoff: float = 2.0, sleep: Callable[[float], bool | None] = time.sleep,
                  intraday_grace: dt.timedelta = dt.timedelta(minutes=30)) -> None:
         if cache_dir is not None:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,8 @@ class PriceSource:
     # ---- the batched call -------------------------------------------------------------------------
 
     def _download(self, symbols: list[str], **kwargs: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        """Frames per symbol and reasons per failed symbol; 429 and 5xx are retried with backoff."""
+        """Frames per symbol and reasons per failed symbol; 429 and 5xx are retried with backoff (until a stop:
+        a sleep that returns True was interrupted, see clock.stop_aware_sleep)."""
         frames: dict[str, Any] = {}
         failed: dict[str, str] = {}
         pending = symbols
@@ -245,7 +246,10 @@ class PriceSource:
             delay = self.backoff * 2 ** (attempt - 1)
             log.warning("prices: retrying %s in %g s (attempt %d of %d failed: %s)", ", ".join(pending), delay,
                         attempt, self.attempts, "; ".join(f"{s}: {why[s]}" for s in pending))
-            self._sleep(delay)
+            if self._sleep(delay):  # interrupted: stopping (clock.stop_aware_sleep), no more attempts
+                for symbol in pending:
+                    failed[symbol] += f"; not retried: stopping after attempt {attempt}"
+                break
         return frames, failed
 
     def _download_once(self, symbols: list[str], **kwargs: Any) -> tuple[dict[str, Any], dict[str, str], set[str]]:

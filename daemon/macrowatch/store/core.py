@@ -93,10 +93,11 @@ class Store:
         outbox.mark_sent(self._db, key, channel, at, self._writer())
 
     def mark_failed(self, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime,
-                    reached: Iterable[str] = ()) -> None:
+                    reached: Iterable[str] = (), unsure: Iterable[str] = (), repeats: int = 0) -> None:
         """Record a failed try (attempts + 1), its short masked error and the next attempt time; `reached`:
-        fingerprints of the channel's URLs that have the alert (kept: a retry sends to the others only)."""
-        outbox.mark_failed(self._db, key, channel, at, error, next_at, self._writer(), reached)
+        fingerprints of the channel's URLs that have the alert (kept: a retry sends to the others only);
+        `unsure`: those whose send's outcome was unknown, `repeats` the possible repeats this try adds."""
+        outbox.mark_failed(self._db, key, channel, at, error, next_at, self._writer(), reached, unsure, repeats)
 
     def take_over(self) -> list[tuple[str, str, str, dt.datetime]]:
         """At the start of a leadership: clear the claims left unrecorded and count each as a possible

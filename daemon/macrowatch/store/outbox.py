@@ -20,7 +20,7 @@ _UNCLAIM = "claimed_by = NULL, claimed_at = NULL, claim_token = NULL"
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 _DUE = (
-    "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached "
+    "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached, d.unsure "
     "FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
     "WHERE d.sent_at IS NULL AND (d.next_at <= ? OR d.next_at > ?) "
     "ORDER BY d.next_at, a.enqueued_at, d.alert_key, d.channel")
@@ -37,6 +37,7 @@ class Delivery:
     last_error: str | None
     alert: Alert
     reached: frozenset[str] = frozenset()  # fingerprints of the channel's URLs that have it already
+    unsure: frozenset[str] = frozenset()   # ... and of those whose send's outcome was unknown once (a repeat)
 
 
 def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer: Writer | None = None) -> bool:
@@ -60,8 +61,9 @@ def due(db: Db, now: dt.datetime, latest: dt.datetime | None = None) -> list[Del
     from a clock that was stepped back since it was set, and is due now rather than that much later.
     """
     bounds = (utc_text(now), utc_text(latest) if latest is not None else "9999")
-    return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload), _reached(reached))
-            for key, channel, attempts, next_at, error, payload, reached in db.query(_DUE, bounds)]
+    return [Delivery(key, channel, attempts, from_utc_text(next_at), error, _alert(payload), _reached(reached),
+                     _reached(unsure))
+            for key, channel, attempts, next_at, error, payload, reached, unsure in db.query(_DUE, bounds)]
 
 
 def _reached(text: str | None) -> frozenset[str]:
@@ -104,19 +106,25 @@ def mark_sent(db: Db, key: str, channel: str, at: dt.datetime, writer: Writer | 
 
 
 def mark_failed(db: Db, key: str, channel: str, at: dt.datetime, error: str, next_at: dt.datetime,
-                writer: Writer | None = None, reached: Iterable[str] = ()) -> None:
+                writer: Writer | None = None, reached: Iterable[str] = (), unsure: Iterable[str] = (),
+                repeats: int = 0) -> None:
     """Record a failed try and when to try again, and clear the claim; a delivery already sent stays sent.
 
     `reached`: the fingerprints of the channel's URLs that have the alert now (the retry skips them).
+    `unsure`: those of the URLs whose send's outcome was unknown (each may have the alert once); `repeats`:
+    the possible repeats this try adds (the URLs new in `unsure`: their retry may be a second copy).
     """
     done = json.dumps(sorted(set(reached))) if reached else None
+    maybe = json.dumps(sorted(set(unsure))) if unsure else None
     with db.transaction() as tx:
         fence(tx, db, writer)
         mine, params = ("", ()) if writer is None else (" AND (claimed_by IS NULL OR claimed_by = ?)", (writer[0],))
         if not tx.execute(f"UPDATE deliveries SET attempts = attempts + 1, last_at = ?, last_error = ?, "
-                          f"next_at = ?, reached = COALESCE(?, reached), {_UNCLAIM} "
+                          f"next_at = ?, reached = COALESCE(?, reached), unsure = COALESCE(?, unsure), "
+                          f"repeats = repeats + ?, {_UNCLAIM} "
                           f"WHERE alert_key = ? AND channel = ? AND sent_at IS NULL{mine}",
-                          (utc_text(at), short_error(error), utc_text(next_at), done, key, channel, *params)):
+                          (utc_text(at), short_error(error), utc_text(next_at), done, maybe, int(repeats), key,
+                           channel, *params)):
             _must_exist(tx, db.name, key, channel)
 
 

@@ -52,6 +52,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # which hold tokens): a retry after one of a channel's URLs failed goes to the others only.
         "ALTER TABLE deliveries ADD COLUMN reached TEXT",
     ),
+    (
+        # Issue [9]: the URLs of a channel whose send's outcome was unknown (the request written, no answer in
+        # time), as fingerprints like `reached`: each counted once in `repeats` and retried once; a second
+        # unknown outcome is taken as reached, so that a receiver answering too late gets at most two copies.
+        "ALTER TABLE deliveries ADD COLUMN unsure TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
