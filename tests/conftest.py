@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Optional real market history (prices/ and macro/ CSV files, as `macrowatch replay --data` reads them): the
+# folder beside the repository, or wherever MACROWATCH_TEST_DATA points.
+DATA_VAR = "MACROWATCH_TEST_DATA"
+SHARED_DATA = Path(os.environ.get(DATA_VAR) or REPO.parent / "shared" / "data")
 
 # The stub servers (Yahoo, FRED, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, webhook;
 # and a throwaway PostgreSQL server: postgres_server, postgres_url (a fresh database per test).
@@ -49,9 +53,18 @@ def _no_network(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+def data_missing(path: Path) -> str | None:
+    """Why the real-history tests cannot run with `path`, said so that a user knows what to do; None when they can."""
+    if path.is_dir() and (path / "prices").is_dir():
+        return None
+    return (f"optional real market history not found at {path} (a folder with prices/ and macro/ CSV files): "
+            f"these tests replay real episodes; set {DATA_VAR}=/path/to/data to run them")
+
+
 @pytest.fixture
 def shared_data() -> Path:
-    """../shared/data beside the repo; the test skips when it is absent (a user's fresh clone)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent")
+    """The real market history; the test skips, saying how to get it in, when it is absent (a fresh clone)."""
+    why = data_missing(SHARED_DATA)
+    if why:
+        pytest.skip(why)
     return SHARED_DATA

@@ -101,7 +101,9 @@ def test_readme_quotes_the_exposure_and_installs_the_files():
 
 # ---- systemd's own checks (skipped where systemd-analyze is absent) ---------------------------------
 
-needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not on PATH")
+needs_systemd = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="systemd-analyze not on PATH: the unit's checks need it "
+                                          "(Debian: apt-get install systemd)")
 
 
 @pytest.fixture

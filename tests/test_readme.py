@@ -70,3 +70,17 @@ def test_config_construct_is_documented(word):
 def test_template_fields_are_documented(kind, fields):
     for field in fields:
         assert field in README, f"README does not document the {kind} template field {field}"
+
+
+def test_a_skip_for_missing_market_history_says_what_it_is_and_how_to_point_the_tests_at_it(tmp_path):
+    from conftest import DATA_VAR, data_missing
+
+    why = data_missing(tmp_path / "nowhere")
+    assert "optional real market history" in why and str(tmp_path / "nowhere") in why
+    assert f"{DATA_VAR}=" in why and DATA_VAR in README             # the README says it too
+    (tmp_path / "data" / "prices").mkdir(parents=True)
+    assert data_missing(tmp_path / "data") is None
+
+
+def test_the_readme_says_how_long_the_suite_takes():
+    assert re.search(r"The suite takes about \d+ minutes on 2 cores", README)

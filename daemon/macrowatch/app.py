@@ -236,7 +236,7 @@ class Daemon:
         with self.lock, self._rewind_on_error():
             self.inputs.sync(self.config, now)
             completed = set(self.inputs.fresh)
-            settled = {k for k in self.inputs.items if self.inputs.complete(k)} - completed
+            settled = self.inputs.settled()
             unseen = self._unseen(now, self.engine, settled)
             alerts = [a for a in self.engine.feed(unseen.columns(), unseen.prints) if self.inputs.news(a, settled)]
             closes = {t for b in unseen.bars.values() for t in (x.at for x in b)}
@@ -317,7 +317,10 @@ class Daemon:
         if not any("intraday" in r.on for r in self.config.rules) or not result.prices:
             return []
         with self.lock, self._rewind_on_error():
-            alerts = self.engine.on_intraday(now, {i: q.price for i, q in result.prices.items()})
+            # Only rules whose inputs the engine has in full (inputs.py): a level without its history is unknown.
+            settled = self.inputs.settled()
+            alerts = [a for a in self.engine.on_intraday(now, {i: q.price for i, q in result.prices.items()})
+                      if self.inputs.news(a, settled)]
             self._count("evaluations", trigger="intraday")
             fresh = self.dispatcher.submit(alerts, now)
             self.store.save_state("engine", self.engine.to_data())

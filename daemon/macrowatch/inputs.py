@@ -160,6 +160,10 @@ class Inputs:
         item = self.items.get(key)
         return item is not None and item.complete
 
+    def settled(self) -> set[str]:
+        """The inputs the engine has in full: complete, and not waiting for the next rebuild."""
+        return {k for k, v in self.items.items() if v.complete} - self.fresh
+
     def missing(self, kind: str) -> list[str]:
         """The ids (without the kind) of the inputs of one kind whose history is not complete."""
         prefix = f"{kind}:"

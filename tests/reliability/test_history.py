@@ -72,6 +72,8 @@ DJI_RULE = ('  - {name: dji-high, when: {level: dji-ath, entered: breakout}, not
 GAUGE2 = "  gauge2: {series: GAUGE, release: daily, measure: level, beat_by: 2}"
 GAUGE2_RULE = ('  - {name: gauge2, when: {release: gauge2, outcome: any}, notify: [trading],\n'
                '     message: "gauge2 {gauge2.actual:.0f}"}')
+LIVE_RULE = ('  - {name: spx-live, on: [intraday], notify: [trading], message: "S&P {spx-ath.state}",\n'
+             '     when: {level: spx-ath, state: [below, approaching, breakout, confirmed, failed]}}')
 GAUGE_RULE = ('  - {name: gauge, when: {release: gauge, outcome: any}, notify: [trading],\n'
               '     message: "gauge {gauge.actual:.0f}"}')
 
@@ -120,7 +122,7 @@ class Setup:
         self.clock.set(self.close(i) + dt.timedelta(minutes=1))
         d.check_closes()
 
-    def config(self, dji: bool = False, spx_ath: bool = True, gauge2: bool = False):
+    def config(self, dji: bool = False, spx_ath: bool = True, gauge2: bool = False, live: bool = False):
         release = f"fred_release_id: {RELEASE_ID}" if self.calendar else \
             "dates: [" + ", ".join(d.isoformat() for d, _ in self.days) + "]"
         text = CONFIG.format(store=self.store_path, fred=self.fred.base_url, yahoo=self.yahoo.url, release=release,
@@ -128,7 +130,8 @@ class Setup:
                              levels="\n".join([*([SPX_ATH] if spx_ath else []), *([DJI_ATH] if dji else [])]) or "  {}",
                              macro=GAUGE2 if gauge2 else "",
                              rules="\n".join([*([SPX_RULE] if spx_ath else []), GAUGE_RULE,
-                                              *([DJI_RULE] if dji else []), *([GAUGE2_RULE] if gauge2 else [])]))
+                                              *([DJI_RULE] if dji else []), *([GAUGE2_RULE] if gauge2 else []),
+                                              *([LIVE_RULE] if live else [])]))
         path = self.tmp_path / "mw.yaml"
         path.write_text(text)
         return load_config(path)[0]
@@ -324,3 +327,20 @@ def test_a_level_and_a_macro_added_by_a_reload_start_from_the_whole_history(setu
     assert [m for r, m in s.news() if r == "spx-high"] == ["S&P 125.00 > 120.00"]
     assert [m for r, m in s.news() if r == "gauge2"] == ["gauge2 1051", "gauge2 1052"]
     assert [m for r, m in s.news() if r == "gauge"] == ["gauge 1050", "gauge 1051", "gauge 1052"]
+
+
+def test_an_intraday_rule_on_an_instrument_without_its_history_stays_silent(setup):
+    s = setup
+    s.yahoo.fault("500")
+    d = Daemon(s.config(live=True), s.store, s.clock, price_source(s.yahoo.url, s.yf_cache),
+               fred_client(s.fred.base_url), on_alert=s.fired.append)
+    d.start()
+    s.yahoo.clear_faults()
+    day = s.days[START][0]
+    bar = dt.datetime.combine(day, dt.time(10, 0), release_at(day).tzinfo)
+    s.yahoo.add_intraday("^GSPC", [(bar + dt.timedelta(minutes=m), 110.0, 110.5, 109.5, 110.0, 1e6) for m in range(5)])
+    s.clock.set(bar + dt.timedelta(minutes=5))
+    assert d.intraday() == []                       # the level is not known: nothing to say about it
+    d.check_closes()                                # the history comes in (a close check, every minute)
+    s.clock.advance(dt.timedelta(minutes=1))
+    assert [a.message for a in d.intraday()] == ["S&P below"]  # 110 under the old high of 120
