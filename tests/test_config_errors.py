@@ -110,12 +110,14 @@ CASES = [
         instruments:
         \tspx: {symbol: "^GSPC"}
         """,
-         (2, 1, None, "YAML syntax error: found character '\\t' that cannot start any token")),
+         (2, 1, None, "YAML syntax error: a tab character on line 2: YAML indents with spaces only")),
     case("yaml-syntax-bad-indent", """\
         timezone: UTC
           calendar: XNYS
         """,
-         (2, 11, None, "YAML syntax error: mapping values are not allowed here")),
+         (2, 11, None, "YAML syntax error: likely a wrong indentation on line 2: it is indented more than the key "
+                       "above it, so YAML reads it as the rest of that key's value (line up its key with the keys "
+                       "above it)")),
     case("yaml-duplicate-top-key", """\
         instruments:
           spx: {symbol: "^GSPC"}
@@ -385,7 +387,7 @@ CASES = [
         - {name: r1, when: {level: spx-3000, state: breakout}}
         """,
          (2, 3, None, "instruments: '500' is not a valid id (a letter, then letters, digits, '-' or '_')"),
-         (4, 26, None, "levels.spx-3000.instrument: unknown instrument 'spx'")),
+         (4, 26, None, "levels.spx-3000.instrument: unknown instrument 'spx' (known: none defined)")),
     case("instruments-list-for-mapping", """\
         instruments: [spx]
         levels:
@@ -394,7 +396,7 @@ CASES = [
         - {name: r1, when: {level: spx-3000, state: breakout}}
         """,
          (1, 14, None, "instruments: expected a mapping of id to definition, got a list"),
-         (3, 26, None, "levels.spx-3000.instrument: unknown instrument 'spx'")),
+         (3, 26, None, "levels.spx-3000.instrument: unknown instrument 'spx' (known: none defined)")),
     case("id-shared-by-instrument-and-level", """\
         instruments:
           spx: {symbol: "^GSPC"}
@@ -430,7 +432,7 @@ CASES = [
         rules:
         - {name: r1, when: {level: spx-3000, state: breakout}}
         """,
-         (5, 17, None, "levels.spx-3000.instrument: unknown instrument 'sp' (did you mean 'spx'?)")),
+         (5, 17, None, "levels.spx-3000.instrument: unknown instrument 'sp' (did you mean 'spx'?) (known: spx)")),
     case("level-missing-instrument", """\
         instruments:
           spx: {symbol: "^GSPC"}
@@ -667,7 +669,7 @@ CASES = [
             series: PAYEMS
             release: job
         """,
-          (12, 14, None, "macro.payrolls.release: unknown release 'job' (did you mean 'jobs'?)")),
+          (12, 14, None, "macro.payrolls.release: unknown release 'job' (did you mean 'jobs'?) (known: jobs)")),
     extra("macro-unknown-key", """\
         releases:
           jobs: {fred_release_id: 50}
@@ -1081,7 +1083,8 @@ CASES = [
           when: {level: spx-3000, state: breakout}
           message: "{spy.close} broke out"
         """,
-         (R + 3, 12, "r1", "message: {spy.close} names 'spy', which is no instrument, level or macro series")),
+         (R + 3, 12, "r1", "message: {spy.close} names 'spy', which is no instrument, level or macro series "
+                          "(known: payrolls, spx, spx-2700, spx-3000)")),
     rule("template-unknown-attribute", """\
         - name: r1
           when: {level: spx-3000, state: breakout}

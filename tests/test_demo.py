@@ -5,7 +5,9 @@ delivering each alert once."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from macrowatch import replay
 from macrowatch.cli import cli
 from macrowatch.clock import FakeClock
 from macrowatch.config.types import Instrument
+from macrowatch.demo import run
 from macrowatch.demo import scenario as sc
 from macrowatch.demo.feeds import FRED_LAG, ScenarioMacro, ScenarioPrices
 from macrowatch.engine.evaluator import Engine
@@ -29,6 +32,7 @@ from macrowatch.sources.calendar import close_times
 NY = zoneinfo.ZoneInfo("America/New_York")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAST = 2_000_000  # scenario seconds per second: the scenario in about 4 s
+TOKEN = "s3cr3tT0KEN42xyz"
 
 # Every alert the scenario raises after its warm-up, in order, worked out from the key closes in scenario.TRACKS
 # (levels: spx-2400 approaching from 2376; rut-1400 approaching from 1386 with 3 closes to prove a breakout;
@@ -286,6 +290,9 @@ def test_demo_command_prints_charts_and_delivers_each_alert_once(tmp_path, webho
     pngs = sorted(charts.glob("*.png"))
     assert len(pngs) == len(EXPECTED) and all(p.read_bytes().startswith(PNG_MAGIC) for p in pngs)
     assert (charts / sc.CONFIG_NAME).read_text() == sc.CONFIG_YAML
+    assert f"Charts, the config and the daemon's log go to {charts}." in proc.stdout
+    logged = (charts / run.LOG_NAME).read_text().splitlines()
+    assert logged and all(re.match(r"ts=\S+ level=\w+ logger=\S+ msg=", line) for line in logged), logged[:3]
     got = webhook.wait_for(len(EXPECTED), timeout=10)
     assert sorted((r.json()["title"], r.json()["message"].splitlines()[0]) for r in got) == sorted(
         (f"[{sev.upper()}] {rule}", message) for _at, sev, rule, message in EXPECTED)
@@ -307,6 +314,29 @@ def test_demo_runs_with_no_network_at_all(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _printed(proc.stdout) == EXPECTED
     assert "Send them somewhere: macrowatch demo --notify URL" in proc.stdout
+
+
+def test_the_intro_says_where_the_demo_writes_and_that_a_new_folder_stays():
+    s = sc.scenario()
+    folder = Path("/tmp/macrowatch-demo-abc123")
+    lines = run.intro(s, 1e6, [], folder, temporary=True)
+    [said] = [line for line in lines if str(folder) in line]
+    assert "kept after the demo" in said and "--charts DIR" in said
+    chosen = run.intro(s, 1e6, ["json://127.0.0.1:1/x"], folder)
+    assert f"Charts, the config and the daemon's log go to {folder}." in chosen
+
+
+def test_the_demo_log_is_in_runs_key_value_format_with_secrets_masked(tmp_path):
+    path = tmp_path / run.LOG_NAME
+    with run.logs_to(path, [f"json://127.0.0.1:1/{TOKEN}/hook"]):
+        logging.getLogger("macrowatch.app").info("alert sent to json://127.0.0.1:1/%s/hook", TOKEN,
+                                                 extra={"fields": {"channel": "desk"}})
+        logging.getLogger("apprise").warning("two\nlines")
+    got = path.read_text(encoding="utf-8").splitlines()
+    assert len(got) == 2 and TOKEN not in path.read_text(encoding="utf-8")
+    assert re.fullmatch(r'ts=\S+Z level=info logger=macrowatch\.app msg="alert sent to \*\*\*" '
+                        r"channel=desk", got[0]), got[0]
+    assert re.fullmatch(r'ts=\S+Z level=warning logger=apprise msg="two\\nlines"', got[1]), got[1]
 
 
 def test_demo_help_and_a_bad_url():

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from macrowatch.cli import cli
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 UNIT = DEPLOY / "macrowatch.service"
@@ -78,9 +85,105 @@ def test_every_group_of_settings_is_commented():
 
 
 def test_env_example_holds_names_not_secrets():
-    values = dict(line.split("=", 1) for line in (DEPLOY / "env.example").read_text().splitlines()
-                  if line and not line.startswith("#"))
-    assert values == {"FRED_API_KEY": "", "MACROWATCH_TRADING_URLS": "", "MACROWATCH_OPS_URLS": ""}
+    assert systemd_env(ENV.read_text()) == {"FRED_API_KEY": "", "MACROWATCH_TRADING_URLS": "",
+                                            "MACROWATCH_OPS_URLS": ""}
+
+
+# ---- the environment file: read alike by systemd (EnvironmentFile=) and by sh (the install's check step) ----
+
+ENV = DEPLOY / "env.example"
+# systemd strips whitespace around an unquoted value and keeps `#` in it; sh splits an unquoted value at a space.
+# In double quotes both take `\"`, `\\`, `\$` and `` \` `` as escapes and keep any other backslash, but sh
+# expands an unescaped `$` or `` ` ``: a double-quoted value with those four escaped reads the same in both.
+ALIKE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\$`]|\\.)*)"')
+ESCAPE = re.compile(r'\\([\\"$`])')
+
+
+def systemd_env(text: str) -> dict[str, str]:
+    """The file as systemd's EnvironmentFile= reads it, for lines in the form both readers agree on."""
+    values = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", ";")):
+            # systemd before 254 joins a comment ending in a backslash with the next line; sh does not.
+            assert not line.endswith("\\"), f"{ENV.name}: a comment ends in a backslash: {line!r}"
+            continue
+        m = ALIKE.fullmatch(line)
+        assert m, f"{ENV.name}: not in the form systemd and sh read alike (VAR=\"value\"): {line!r}"
+        values[m[1]] = ESCAPE.sub(r"\1", m[2])  # a later assignment wins, in systemd as in sh
+    return values
+
+
+def readme_block_lines() -> list[str]:
+    """The lines of deploy/README.md's shell blocks, in order."""
+    lines, inside = [], False
+    for line in (DEPLOY / "README.md").read_text().splitlines():
+        if line.strip().startswith("```"):
+            inside = line.strip() == "```sh"
+            continue
+        if inside:
+            lines.append(line.strip())
+    return lines
+
+
+def check_step() -> str:
+    """The install's check with the environment loaded: the sh script of its `sudo sh -c '...'`."""
+    steps = [line for line in readme_block_lines() if "macrowatch check" in line and "/etc/macrowatch/env" in line]
+    assert len(steps) == 1, "deploy/README.md runs `macrowatch check` with /etc/macrowatch/env loaded, once"
+    argv = shlex.split(steps[0])
+    assert argv[:3] == ["sudo", "sh", "-c"], steps[0]
+    return argv[3]
+
+
+def run_step(script: str, env_file: Path, exe: str, config: Path) -> subprocess.CompletedProcess[str]:
+    script = (script.replace("/etc/macrowatch/env", str(env_file)).replace(EXEC, exe)
+              .replace("/etc/macrowatch/config.yaml", str(config)))
+    assert str(env_file) in script and exe in script and str(config) in script, script
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30, env=keep)
+
+
+def test_env_example_is_read_alike_by_sh_and_systemd_with_its_multi_url_example(tmp_path: Path):
+    # The example's own "e.g." line, made live as a user would: two URLs in one value, `#` in the Slack one.
+    text = ENV.read_text()
+    examples = [line.removeprefix("# e.g. ") for line in text.splitlines() if line.startswith("# e.g. ")]
+    assert len(examples) == 1 and " " in examples[0] and "#" in examples[0]
+    filled = tmp_path / "env"
+    # And a secret with the characters the file's header says to escape.
+    filled.write_text(text + examples[0] + "\n" + r'FRED_API_KEY="p\$w \"q\" b\\s \`x\` \d"' + "\n")
+    expected = systemd_env(filled.read_text())
+    assert len(expected["MACROWATCH_TRADING_URLS"].split()) == 2
+    assert expected["FRED_API_KEY"] == r'p$w "q" b\s `x` \d'
+    dump = tmp_path / "dump-env"  # stands in for macrowatch: prints what the check step handed it
+    dump.write_text(f"#!{sys.executable}\nimport json, os\n"
+                    f"print(json.dumps({{k: os.environ.get(k) for k in {sorted(expected)!r}}}))\n")
+    dump.chmod(0o755)
+    result = run_step(check_step(), filled, str(dump), tmp_path / "config.yaml")
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert json.loads(result.stdout) == expected
+
+
+def test_the_install_checks_the_config_with_its_environment_before_starting_the_unit(tmp_path: Path):
+    lines = readme_block_lines()
+    start = next(i for i, line in enumerate(lines) if "systemctl enable --now macrowatch" in line)
+    check = next(i for i, line in enumerate(lines) if "macrowatch check" in line and "/etc/macrowatch/env" in line)
+    assert check < start
+    # As installed, env.example's channels are empty: the step fails there, as `run` would, naming them.
+    result = run_step(check_step(), ENV, str(Path(sys.executable).parent / "macrowatch"),
+                      DEPLOY.parent / "rules" / "breakout-jobs.yaml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "channels.trading" in result.stderr and "channels.ops" in result.stderr
+
+
+def test_a_bad_config_stops_the_unit_instead_of_restarting_it_every_5_s(unit, tmp_path: Path):
+    # `run` exits 2 on a config it refuses; a restart meets the same config: systemd must leave the unit failed,
+    # with the reason in the journal, not start it again every RestartSec.
+    assert unit["Service"]["Restart"] == ["on-failure"]
+    assert unit["Service"].get("RestartPreventExitStatus") == ["2"]
+    config = tmp_path / "config.yaml"
+    config.write_text((DEPLOY.parent / "rules" / "breakout-jobs.yaml").read_text())
+    result = CliRunner().invoke(cli, ["run", "-c", str(config)],
+                                env={"MACROWATCH_TRADING_URLS": "", "MACROWATCH_OPS_URLS": "", "FRED_API_KEY": ""})
+    assert result.exit_code == 2, result.output
 
 
 def quoted_exposure() -> tuple[str, str]:
@@ -138,3 +241,13 @@ def test_systemd_analyze_security_exposure(unit_copy: Path):
     assert m, result.stdout + result.stderr
     assert float(m[1]) <= MAX_EXPOSURE
     assert quoted_exposure() == (m[1], m[2]), f"the READMEs must quote the measured {m[1]} {m[2]}"
+
+
+def test_readme_says_which_python_and_how_status_reads_the_service_store(unit):
+    readme = (DEPLOY / "README.md").read_text()
+    for needed in ("Python 3.11 or newer", "Ubuntu 22.04", "deadsnakes", "uv python install"):
+        assert needed in readme
+    # `status` outside the unit does not see its $STATE_DIRECTORY: the README names the store the unit keeps.
+    assert unit["Service"]["StateDirectory"] == ["macrowatch"]
+    store = "/var/lib/macrowatch/macrowatch.sqlite"
+    assert f"sudo {EXEC} status -c /etc/macrowatch/config.yaml --store {store}" in readme_block_lines()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import re
+import socket
+import struct
 import threading
+import time
 
 import pytest
 
@@ -180,6 +184,33 @@ def test_no_line_is_logged_per_request(served, capsys):
         get(server, path)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def _reset(server: HealthServer, partial: bytes) -> None:
+    """A client that sends `partial` and resets the connection (a scrape cut off by its timeout)."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
+    sock.sendall(partial)
+    sock.close()
+
+
+def test_a_client_resetting_its_connection_is_one_debug_line_not_a_traceback(served, capsys, caplog):
+    server, _ = served
+    caplog.set_level(logging.DEBUG, logger="macrowatch.health")
+    for partial in (b"", b"GET /metrics HTTP/1.1\r\nHost: x\r\n"):
+        _reset(server, partial)
+    deadline = time.monotonic() + 10  # a bound, not a timing: the server's threads log as they meet the reset
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        seen = [r.getMessage() for r in caplog.records if r.name == "macrowatch.health"]
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "Exception occurred during processing" not in err, err
+        if len(seen) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(seen) == 2 and all(m.startswith("health client 127.0.0.1:") and "went away" in m for m in seen)
+    assert {r.levelno for r in caplog.records if r.name == "macrowatch.health"} == {logging.DEBUG}
+    assert get(server, "/healthz")[0] == 200  # and it serves on
 
 
 def test_stop_frees_the_port_and_start_binds_an_ephemeral_one():

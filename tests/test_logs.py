@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import sysconfig
 import warnings
 
 import pytest
@@ -173,6 +175,27 @@ def test_warnings_become_one_line(out):
     warnings.warn("careful\nnow", UserWarning, stacklevel=1)
     [line] = lines(out)
     assert kv(line)["logger"] == "py.warnings" and "careful\nnow" in kv(line)["msg"]
+
+
+def _library_warning(text: str) -> None:
+    """A warning as pandas raises one inside yfinance: its file is in the installed libraries."""
+    site = sysconfig.get_paths()["purelib"]
+    warnings.warn_explicit(text, FutureWarning, os.path.join(site, "yfinance", "scrapers", "history.py"), 1)
+
+
+def test_library_warnings_go_to_debug_and_ours_stay(out):
+    logs.setup("INFO", out, "kv", timestamps=False)
+    _library_warning("Series.__getitem__ treating keys as positions is deprecated")
+    ours = os.path.join(os.path.dirname(logs.__file__), "sources", "files.py")
+    warnings.warn_explicit("ours: still a warning", UserWarning, ours, 7)
+    [line] = lines(out)  # the library's is below INFO: not shown
+    assert kv(line)["level"] == "warning" and "ours: still a warning" in kv(line)["msg"]
+    out.truncate(0), out.seek(0)
+    logs.setup("DEBUG", out, "kv", timestamps=False)
+    _library_warning("deprecated, seen at debug")
+    [line] = lines(out)
+    assert kv(line)["level"] == "debug" and kv(line)["logger"] == "py.warnings"
+    assert "deprecated, seen at debug" in kv(line)["msg"]
 
 
 def test_apscheduler_job_runs_are_quiet_at_info(out):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -124,11 +128,43 @@ def test_notify_test_config_problems_exit_2(cfg, monkeypatch, env, channel, code
 
 
 def test_notify_test_other_channels_may_be_unset(cfg, webhook, monkeypatch):
-    """Only the channel tested must be set: MW_OPS_URLS is unset here (a warning, not an error)."""
+    """Only the channel tested must be set: MW_OPS_URLS is unset here, and not mentioned (nothing goes to ops)."""
     monkeypatch.setenv("MW_DESK_URLS", webhook.url("json"))
     result = invoke("notify-test", "desk", "-c", str(cfg))
     assert result.exit_code == 0, result.output
-    assert "MW_OPS_URLS is not set" in result.stderr
+    assert result.stderr == ""
+
+
+def test_notify_test_an_unset_variable_is_one_error_not_a_warning_as_well(cfg):
+    result = invoke("notify-test", "desk", "-c", str(cfg))
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()  # it used to be a warning first, then the same as an error
+    assert line.endswith("channels.desk: environment variable MW_DESK_URLS is not set") and "warning" not in line
+
+
+def test_notify_test_prints_a_failed_send_once(cfg, webhook, tmp_path):
+    """The console script, as a user runs it: the send's own log line used to repeat the reason on stderr."""
+    webhook.fail(500)
+    env = {**os.environ, "MW_DESK_URLS": webhook.url("json", f"/{TOKEN}/hook"), "MPLCONFIGDIR": str(tmp_path)}
+    proc = subprocess.run([_console_script(), "notify-test", "desk", "-c", str(cfg)], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("error=500") == 1, proc.stderr
+    assert proc.stderr.startswith("notify-test: channel desk: failed: json://127.0.0.1:")
+    assert TOKEN not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["replay", "--data", "{data}"], ["calendar", "--days", "3"]],
+                         ids=["replay", "calendar"])
+def test_commands_that_send_nothing_say_nothing_of_unset_channels(cfg, data, command):
+    result = invoke(*[a.format(data=data) for a in command], "-c", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert "is not set" not in result.stderr and "warning" not in result.stderr
+
+
+def _console_script() -> str:
+    exe = Path(sys.executable).with_name("macrowatch")
+    return str(exe) if exe.exists() else (shutil.which("macrowatch") or pytest.skip("no macrowatch console script"))
 
 
 # ---- replay --send ---------------------------------------------------------------------------------------
@@ -168,6 +204,23 @@ def test_replay_send_reports_a_failing_channel_and_exits_1(cfg, data, webhook, m
     assert len(result.stdout.splitlines()) == 3  # the alerts are printed before any send
     assert "send: channel desk: 0 of 2 sent; failed: json://127.0.0.1:" in result.stderr
     assert "send: channel ops: 0 of 1 sent; failed: environment variable MW_OPS_URLS is not set" in result.stderr
+    assert result.stderr.count("MW_OPS_URLS is not set") == 1  # not a load warning first
+
+
+def test_replay_send_says_each_failure_once(cfg, data, webhook, tmp_path):
+    """The console script: the send's and the throwaway outbox's log lines ("next try at ...") used to repeat
+    each channel's failure on stderr before the per-channel lines."""
+    webhook.fail(503)
+    env = {**os.environ, "MW_DESK_URLS": webhook.url("json"), "MPLCONFIGDIR": str(tmp_path)}
+    proc = subprocess.run([_console_script(), "replay", "-c", str(cfg), "--data", str(data), "--send"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "3 alerts",
+        f"send: channel desk: 0 of 2 sent; failed: {webhook.url('json')}: Failed to send JSON POST notification: "
+        "Servers are overloaded., error=503.",
+        "send: channel ops: 0 of 1 sent; failed: environment variable MW_OPS_URLS is not set",
+        "send: 1 alert notify no channel (printed only)"]
 
 
 def test_replay_without_send_sends_nothing(cfg, data, webhook, monkeypatch):

@@ -163,7 +163,7 @@ def test_an_empty_store_says_so_plainly(config_path: Path):
     lines = result.output.splitlines()
     assert lines[1:4] == [
         "daemon: no heartbeat recorded (`macrowatch run` has not run on this store)",
-        "levels: no evaluations yet: run `macrowatch run` or `macrowatch fetch`",
+        "levels: no evaluations yet: `macrowatch run` evaluates the rules (`fetch` only stores data)",
         "data: no bars or observations stored yet",
     ]
     assert lines[4:] == [
@@ -188,8 +188,9 @@ def test_a_stale_heartbeat_is_flagged(config_path: Path):
         store.save_state("daemon", {"started": beat, "heartbeat": beat, "pid": 7, "sources": {
             "prices": {"last_ok": None, "failing_since": None, "error": None}}})
     lines = invoke(config_path).output.splitlines()
-    assert lines[1] == ("daemon: pid 7, started 2019-08-05 08:00 EDT, last heartbeat 2h ago "
-                        "(stale: the daemon is not running, or is stuck)")
+    # No interval recorded (an older daemon's heartbeat): minutes of silence mean it is down.
+    assert lines[1] == ("daemon: pid 7, started 2019-08-05 08:00 EDT, not running? last heartbeat 2h ago "
+                        "(killed, crashed or stuck: a clean stop says so)")
     assert lines[2] == "  prices  not polled yet"
 
 
@@ -220,3 +221,87 @@ def test_ago(seconds, text):
 
 def test_table_aligns_all_but_the_last_column():
     assert table([["a", "bbb", "x"], ["cc", "d", "yy"]]) == ["  a   bbb  x", "  cc  d    yy"]
+
+
+# ---- the daemon's liveness, levels without data, the store's place (issue [10]) ----------------------------
+
+def beat(config_path: Path, **fields) -> None:
+    """The daemon's heartbeat state, its times given as seconds before NOW."""
+    data = {"pid": 7, "sources": {}}
+    for key, value in fields.items():
+        data[key] = (NOW - dt.timedelta(seconds=value)).isoformat() if key in ("started", "heartbeat", "stopped") \
+            else value
+    with open_store(config_path.parent / "mw.sqlite") as store:
+        store.save_state("daemon", data)
+
+
+@pytest.mark.parametrize("age, line", [
+    (29, "daemon: pid 7, started 2019-08-05 09:00 EDT, last heartbeat 29s ago"),
+    (31, "daemon: pid 7, started 2019-08-05 09:00 EDT, not running? last heartbeat 31s ago "
+         "(killed, crashed or stuck: a clean stop says so)"),
+], ids=["within-3-intervals", "over-3-intervals"])
+def test_a_heartbeat_silent_for_over_three_intervals_is_not_taken_as_running(config_path: Path, age, line):
+    beat(config_path, started=3600, heartbeat=age, every=10.0)
+    result = invoke(config_path)
+    assert result.output.splitlines()[1] == line
+    daemon = json.loads(invoke(config_path, "--format", "json").output)["daemon"]
+    assert daemon["state"] == ("running" if age < 30 else "silent") and daemon["stale"] is (age > 30)
+
+
+def test_a_clean_stop_says_stopped_at(config_path: Path):
+    # The SIGTERM case: the heartbeat is 29 s old, as fresh as a running daemon's, but the stop was recorded.
+    beat(config_path, started=3600, heartbeat=29, stopped=29, every=10.0)
+    lines = invoke(config_path).output.splitlines()
+    assert lines[1] == "daemon: pid 7, started 2019-08-05 09:00 EDT, stopped at 2019-08-05 09:59:31 EDT (a clean stop)"
+    daemon = json.loads(invoke(config_path, "--format", "json").output)["daemon"]
+    assert daemon["state"] == "stopped" and daemon["stale"] is True
+    assert daemon["stopped"] == (NOW - dt.timedelta(seconds=29)).isoformat()
+
+
+def test_a_start_under_way_says_it_is_catching_up(config_path: Path):
+    beat(config_path, started=5, heartbeat=5, every=10.0, catching_up=True)
+    assert invoke(config_path).output.splitlines()[1] == (
+        "daemon: pid 7, started 2019-08-05 09:59 EDT, catching up (no heartbeat until it is done), last record 5s ago")
+    beat(config_path, started=600, heartbeat=600, every=10.0, catching_up=True)
+    assert invoke(config_path).output.splitlines()[1] == (
+        "daemon: pid 7, started 2019-08-05 09:50 EDT, catching up (no heartbeat until it is done), last record "
+        "10m ago; or stopped during it: a first start fetches years of history, a restart only what it missed")
+
+
+def test_levels_without_bars_say_no_data_not_a_side(config_path: Path):
+    config, _ = load_config(config_path)
+    engine = Engine(config)
+    for i, close in ((29, 2990.0), (30, 3010.0)):
+        engine.on_close(session(i)[1], {"spx": bar(i, close)})   # no bar of rut ever
+    with open_store(config.store) as store:
+        store.save_state("engine", engine.to_data())
+    lines = invoke(config_path).output.splitlines()
+    i = lines.index("levels:")
+    assert lines[i + 1:i + 3] == ["  spx-3000  spx  breakout  3000.00  last close 3010.00 on 2019-07-30",
+                                  "  rut-1600  rut  no data   1600.00  last close -"]
+    levels = {lv["level"]: lv for lv in json.loads(invoke(config_path, "--format", "json").output)["levels"]}
+    assert levels["rut-1600"]["state"] is None and levels["spx-3000"]["state"] == "breakout"
+
+
+def test_store_option_reads_the_store_named_there(config_path: Path, tmp_path: Path):
+    elsewhere = tmp_path / "var" / "macrowatch.sqlite"   # as under systemd: /var/lib/macrowatch/macrowatch.sqlite
+    elsewhere.parent.mkdir()
+    with open_store(elsewhere) as store:
+        store.save_state("daemon", {"pid": 99, "started": NOW.isoformat(), "heartbeat": NOW.isoformat(),
+                                    "sources": {}})
+    result = invoke(config_path, "--store", str(elsewhere))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [f"store: {elsewhere}",
+                                              "daemon: pid 99, started 2019-08-05 10:00 EDT, last heartbeat 0s ago"]
+    assert not (config_path.parent / "mw.sqlite").exists()
+
+
+def test_without_a_store_the_error_names_the_service_store_and_the_option(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("MW_STATUS_URLS", SECRET_URL)
+    path = tmp_path / "mw.yaml"
+    path.write_text(CONFIG.replace("store: mw.sqlite\n", ""))
+    result = CliRunner().invoke(cli, ["status", "-c", str(path)],
+                                env={"HOME": str(tmp_path), "STATE_DIRECTORY": None, "MW_STATUS_URLS": SECRET_URL})
+    assert result.exit_code == 1
+    assert f"no store at {tmp_path}/.local/state/macrowatch/macrowatch.sqlite" in result.output
+    assert "--store /var/lib/macrowatch/macrowatch.sqlite" in result.output

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from macrowatch.config.types import Config, Instrument
 from macrowatch.engine.evaluator import Engine
+from macrowatch.engine.outcomes import SeriesHistory
 from macrowatch.inputs import INSTRUMENT, MACRO, Inputs, instrument_key, macro_key
 from macrowatch.model import Alert, Bar, Print
 from macrowatch.notify.chart import chart_source
@@ -105,11 +106,21 @@ class Daemon:
 
     # ---- wiring ---------------------------------------------------------------------------------------
     def _dispatcher(self, config: Config) -> Dispatcher:
-        releases = lambda _alert: [p.at for p, _bar in self.engine.prints.values()]  # noqa: E731
-        self._chart_for = chart_source(config, lambda iid: self.store.bars(iid), releases)
+        self._chart_for = chart_source(config, lambda iid: self.store.bars(iid),
+                                       lambda alert: self._release_times(config, alert.at))
         kwargs = {"send": self.send} if self.send is not None else {}
         return Dispatcher(self.store, config.channels, self.clock, chart_for=self._chart_for,
                           context=Context.from_config(config), **kwargs)
+
+    def _release_times(self, config: Config, until: dt.datetime) -> list[dt.datetime]:
+        """Every release of the config's macro series up to `until`, from the store (a chart marks those in its
+        window; the engine keeps only the latest print of each)."""
+        tz = zoneinfo.ZoneInfo(config.timezone)
+        out = set()
+        for release, series in {(m.release, m.series) for m in config.macro.values()}:
+            days = SeriesHistory.from_vintages(self.store.vintages(series)).release_days()
+            out |= {at for d in days if (at := dt.datetime.combine(d, config.releases[release].time, tz)) <= until}
+        return sorted(out)
 
     def calendar_for(self, inst: Instrument) -> str:
         return inst.calendar or self.config.calendar
@@ -140,8 +151,24 @@ class Daemon:
         if missing:
             log.warning("no history yet for %s: their levels and the rules that read them wait until it is "
                         "fetched (tried again every minute)", ", ".join(missing))
-        elif fresh:
-            log.info("warmed up on history; alerts count from %s", now.isoformat(timespec="seconds"))
+        # What the engine has, said plainly: a fetch that succeeded with no rows (a symbol Yahoo does not know, an
+        # empty series) or a store without them is no warm-up. Inputs still without their history are above.
+        rows = {(kind, ident): n for kind, ident, n, _first, _last in self.store.summary()}
+        bars = {i: rows.get(("instrument", i), 0) for i in self.config.instruments
+                if self.inputs.complete(instrument_key(i))}
+        observations = {m.series: rows.get(("series", m.series), 0) for m in self.config.macro.values()
+                        if self.inputs.complete(macro_key(m.id))}
+        has = ", ".join([f"{i} {n} bars" for i, n in bars.items() if n]
+                        + [f"{s} {n} observations" for s, n in observations.items() if n])
+        gaps = [f"{what} {', '.join(ids)}: {unknown} until data arrives" for what, ids, unknown in (
+            ("no bars for", [i for i, n in bars.items() if not n], "levels unknown"),
+            ("no observations of", [s for s, n in observations.items() if not n], "releases unknown")) if ids]
+        if fresh and not missing and has:
+            log_start = log.warning if gaps else log.info
+            log_start("; ".join([f"warmed up on history: {has}", *gaps,
+                                 f"alerts count from {now.isoformat(timespec='seconds')}"]))
+        elif gaps:
+            log.warning("; ".join(([f"history: {has}"] if has else []) + gaps))
 
     # ---- data -----------------------------------------------------------------------------------------
     def refresh_prices(self, now: dt.datetime, days_back: int, only: dict[str, Instrument] | None = None) -> None:
@@ -452,10 +479,18 @@ class Daemon:
                     out.append((rid, day, at))
         return sorted(out, key=lambda t: t[2])
 
-    def deliver(self) -> list[Outcome]:
-        """Deliver what the outbox has due (one pass at a time: two at once could send an alert twice)."""
-        with self.deliver_lock:
+    def deliver(self, wait: bool = True) -> list[Outcome]:
+        """Deliver what the outbox has due (one pass at a time: two at once could send an alert twice).
+
+        `wait=False` (the delivery job): with a pass under way, return at once; that pass, or the next run of
+        the job, delivers what is due.
+        """
+        if not self.deliver_lock.acquire(blocking=wait):
+            return []
+        try:
             outcomes = self.dispatcher.deliver_due(self.clock.now())
+        finally:
+            self.deliver_lock.release()
         for o in outcomes:
             self._count("deliveries", channel=o.channel, result="ok" if o.ok else "failed")
             if o.repeats and self.metrics is not None:
@@ -471,21 +506,36 @@ class Daemon:
         self._gauge("outbox_depth", self.dispatcher.pending())
         return outcomes
 
-    def heartbeat(self) -> dict:
-        """Record liveness and the sources' health in the store (for `macrowatch status`)."""
+    def heartbeat(self, every: float | None = None) -> dict:
+        """Record liveness and the sources' health in the store (for `macrowatch status`); `every`, the seconds
+        between heartbeats, lets `status` tell a silent daemon from a running one."""
         now = self.clock.now()
         for name, h in self.health.items():
             if h.failing_since and now - h.failing_since > SOURCE_DOWN and not h.alerted:
                 self.ops("source-down", f"{name} failing since {h.failing_since:%Y-%m-%d %H:%M %Z}: {h.error}",
                          f"{name}:{h.failing_since.isoformat()}")
                 h.alerted = True  # once raised: an ops alert the store refused (a full disk) comes again
-        data = {"started": _iso(self.started), "heartbeat": now.isoformat(), "pid": os.getpid(),
-                "sources": {n: h.to_data() for n, h in self.health.items()},
-                "history_missing": self.inputs.missing_text()}
+        data = self._liveness(now, every)
         self.store.save_state("daemon", data)
         self._gauge("last_heartbeat_timestamp_seconds", now.timestamp())
         self._data_ages(now)
         return data
+
+    def record_start(self, every: float | None = None) -> None:
+        """Record a start under way, before its catch-up (no heartbeat until that is done): a stop recorded
+        earlier is over."""
+        self.store.save_state("daemon", {**self._liveness(self.clock.now(), every), "catching_up": True})
+
+    def record_stop(self, every: float | None = None) -> None:
+        """Record a clean stop, so that `status` says "stopped at ..." instead of reading a recent heartbeat as
+        a running daemon. A fenced store refuses it once this instance no longer leads (the leader's stands)."""
+        now = self.clock.now()
+        self.store.save_state("daemon", {**self._liveness(now, every), "stopped": now.isoformat()})
+
+    def _liveness(self, now: dt.datetime, every: float | None) -> dict:
+        return {"started": _iso(self.started or now), "heartbeat": now.isoformat(), "pid": os.getpid(),
+                "every": every, "sources": {n: h.to_data() for n, h in self.health.items()},
+                "history_missing": self.inputs.missing_text()}
 
     def _data_ages(self, now: dt.datetime) -> None:
         """The age of each instrument's last bar (from its close) and each series' last release."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -28,12 +31,16 @@ def _print_problems(problems: list[Problem]) -> None:
         click.echo(str(p), err=True)
 
 
-def load_or_exit(path: Path, for_run: bool = False) -> Config:
-    """Load the config, print its warnings; on errors print them all and exit 2."""
+def load_or_exit(path: Path, for_run: bool = False, channels: bool = True) -> Config:
+    """Load the config, print its warnings; on errors print them all and exit 2.
+
+    `channels`: False for a command that sends through none of the config's channels (or checks the one it
+    uses itself): their unset ${VAR} is not mentioned.
+    """
     from macrowatch.sources.calendar import calendar_names
 
     try:
-        config, warnings = load_config(path, for_run=for_run, calendars=calendar_names)
+        config, warnings = load_config(path, for_run=for_run, channels=channels, calendars=calendar_names)
     except ConfigError as exc:
         _print_problems(exc.problems)
         n = len([p for p in exc.problems if not p.warning])
@@ -53,14 +60,17 @@ def cli() -> None:
 @config_option
 @click.option("--show", is_flag=True, help="Also print the effective config, every default written out "
               "(secrets stay as their ${VAR}).")
-def check(config_path: Path, show: bool) -> None:
+@click.option("--for-run", is_flag=True, help="Check as `run` will: a channel with no URL in the environment is "
+              "an error, not a warning.")
+def check(config_path: Path, show: bool, for_run: bool) -> None:
     """Validate a config and its rules; exit 0, or 2 listing every error as FILE:LINE:COL.
 
     \b
     Example:
         macrowatch check -c rules/breakout-jobs.yaml
+        macrowatch check --for-run -c /etc/macrowatch/config.yaml   # with the channels' variables set
     """
-    config = load_or_exit(config_path)
+    config = load_or_exit(config_path, for_run=for_run)
     if show:
         import yaml
 
@@ -102,7 +112,7 @@ def replay(config_path: Path, data_dir: Path, start, end, fmt: str, send_alerts:
     from macrowatch.replay import load_history, run
     from macrowatch.sources.files import DataError
 
-    config = load_or_exit(config_path)
+    config = load_or_exit(config_path, channels=False)  # --send says per channel what it could not deliver
     start_d, end_d = (start.date() if start else None), (end.date() if end else None)
     if start_d and end_d and start_d > end_d:
         raise click.BadParameter("--from is after --to", param_hint="--from")
@@ -111,6 +121,8 @@ def replay(config_path: Path, data_dir: Path, start, end, fmt: str, send_alerts:
     except DataError as exc:
         click.echo(f"macrowatch replay: {exc}", err=True)
         sys.exit(2)
+    for warning in history.warnings:
+        click.echo(f"macrowatch replay: warning: {warning}", err=True)
     zone = zoneinfo.ZoneInfo(config.timezone)
     alerts = run(Engine(config), history, start_d, end_d, config.timezone)
     for alert in alerts:
@@ -142,7 +154,8 @@ def _send_replayed(config: Config, history, alerts: list) -> bool:
                                 context=Context.from_config(config))
         now = clock.now()
         dispatcher.submit(alerts, now)
-        outcomes = dispatcher.deliver_due(now)
+        with _quiet("macrowatch.notify.send", "macrowatch.notify.outbox"):  # the lines below say it, once
+            outcomes = dispatcher.deliver_due(now)
     wanted = Counter(ch for a in alerts for ch in dict.fromkeys(a.notify))
     sent = Counter(o.channel for o in outcomes if o.ok)
     reasons = {o.channel: o.reason for o in outcomes if not o.ok}
@@ -210,6 +223,21 @@ def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
     sys.exit(1 if failed else 0)
 
 
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """These loggers' warnings off for a while: a command that prints the outcome itself (their lines would
+    reach stderr through logging's last resort, saying it a second time)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 @cli.command("notify-test")
 @click.argument("channel_id", metavar="CHANNEL")
 @config_option
@@ -233,7 +261,7 @@ def notify_test(channel_id: str, config_path: Path, timeout: float) -> None:
     from macrowatch.notify.sample import sample
     from macrowatch.notify.send import send
 
-    config = load_or_exit(config_path)
+    config = load_or_exit(config_path, channels=False)  # the one channel used is checked below, once
     channel = config.channels.get(channel_id)
     if channel is None:
         known = ", ".join(config.channels) or "none"
@@ -247,7 +275,8 @@ def notify_test(channel_id: str, config_path: Path, timeout: float) -> None:
         sys.exit(2)
     s = sample(Clock().now(), config.timezone, channel_id)
     png = draw(s.bars, s.levels, s.releases, s.alert, name=s.name).png
-    ok, reason = deliver(s.alert, channel, send, png, s.context(config.timezone), timeout)
+    with _quiet("macrowatch.notify.send"):  # its failure line would say on stderr what the line below says
+        ok, reason = deliver(s.alert, channel, send, png, s.context(config.timezone), timeout)
     n = len(channel.urls)
     if not ok:
         click.echo(f"notify-test: channel {channel_id}: failed: {reason}", err=True)
@@ -344,18 +373,21 @@ def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) ->
 
 @cli.command()
 @config_option
+@click.option("--store", "store_target", metavar="PATH|URL",
+              help="The store to read, instead of the config's (or the default one): under systemd, "
+                   "/var/lib/macrowatch/macrowatch.sqlite.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status(config_path: Path, fmt: str) -> None:
+def status(config_path: Path, store_target: str | None, fmt: str) -> None:
     """Show what the store knows now: which instance leads (on a PostgreSQL store), each level's state and
-    price, the last data, the next releases, the daemon's heartbeat and sources, the pending outbox, the
-    last sends and the possible repeats.
+    price, the last data, the next releases, whether the daemon runs (its heartbeat, or its clean stop) and
+    its sources, the pending outbox, the last sends and the possible repeats.
 
-    Reads the store only (exit 1 when there is none). Channels are shown by id, never by URL.
+    Reads the store only, writing nothing (exit 1 when there is none). Channels are shown by id, never by URL.
 
     \b
     Example:
         macrowatch status -c rules/breakout-jobs.yaml
-        sudo STATE_DIRECTORY=/var/lib/macrowatch macrowatch status -c /etc/macrowatch/config.yaml --format json
+        sudo macrowatch status -c /etc/macrowatch/config.yaml --store /var/lib/macrowatch/macrowatch.sqlite
     """
     import json
 
@@ -365,7 +397,7 @@ def status(config_path: Path, fmt: str) -> None:
 
     config = load_or_exit(config_path)
     try:
-        store = open_existing(config)
+        store = open_existing(config, store_target)
     except StoreError as exc:
         click.echo(f"macrowatch status: {exc}", err=True)
         sys.exit(1)
@@ -393,7 +425,7 @@ def calendar_cmd(config_path: Path, days: int) -> None:
     from macrowatch.calendar_view import release_lines, session_lines
     from macrowatch.clock import system_clock
 
-    config = load_or_exit(config_path)
+    config = load_or_exit(config_path, channels=False)  # it sends nothing
     today = system_clock().now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
     macro = None
     if config.fred.api_key and any(r.fred_release_id for r in config.releases.values()):

@@ -8,14 +8,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+log = logging.getLogger("macrowatch.health")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -187,6 +191,16 @@ class _Server(ThreadingHTTPServer):
         self.metrics = metrics
         self._healthy = healthy
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        """One log line, not socketserver's traceback on stderr: a client that went away mid-answer (a scrape
+        timed out, a probe closed early) is routine, at debug; anything else is a warning, with its trace."""
+        exc = sys.exc_info()[1]
+        client = f"{client_address[0]}:{client_address[1]}" if len(client_address) >= 2 else str(client_address)
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("health client %s went away: %s", client, str(exc) or type(exc).__name__)
+        else:
+            log.warning("health request from %s failed: %s", client, exc, exc_info=True)
 
     def check(self) -> tuple[bool, str]:
         """The health verdict; a check that raises is itself a reason to be unhealthy."""

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Iterable
@@ -199,6 +200,29 @@ class SecretFilter(logging.Filter):
         return True
 
 
+# ---- warnings -----------------------------------------------------------------------------------------
+
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LIBRARIES = tuple(sorted({os.path.abspath(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                           if (p := sysconfig.get_paths().get(key))}))
+
+
+class LibraryWarnings(logging.Filter):
+    """On `py.warnings`: a warning raised in an installed library (a pandas deprecation inside yfinance) is
+    logged at debug, not warning: the operator can do nothing about it. Ours, and any from elsewhere, stay.
+
+    logging.captureWarnings logs each warning as its formatwarning() text, which begins with the file it names.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = _message(record)
+        if record.levelno != logging.WARNING or text.startswith(_OURS) or not text.startswith(_LIBRARIES):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        # The logger let it through as a warning: at debug it is shown only when debug is on.
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 # ---- the handler ----------------------------------------------------------------------------------------
 
 class LineHandler(logging.StreamHandler):
@@ -246,4 +270,7 @@ def setup(level: str | int = "INFO", stream: TextIO | None = None, fmt: str | No
     logging.getLogger("apscheduler.executors").setLevel(logging.DEBUG if numeric <= logging.DEBUG
                                                         else logging.WARNING)
     logging.captureWarnings(True)  # warnings.warn() then arrives as one line too, not as stderr text
+    warned = logging.getLogger("py.warnings")
+    if not any(isinstance(f, LibraryWarnings) for f in warned.filters):
+        warned.addFilter(LibraryWarnings())
     return handler

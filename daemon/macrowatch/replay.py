@@ -20,7 +20,7 @@ from macrowatch.engine.outcomes import SeriesHistory, prints
 from macrowatch.engine.timeline import ns
 from macrowatch.model import Alert, Bar, Bars, Print, Vintage
 from macrowatch.sources import files
-from macrowatch.sources.calendar import close_columns
+from macrowatch.sources.calendar import CALENDAR_START, close_columns
 
 
 @dataclass
@@ -30,6 +30,7 @@ class History:
 
     bars: dict[str, Bars | list[Bar]] = field(default_factory=dict)
     prints: list[Print] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # data that reads but says nothing (`FILE: what`)
 
     def columns(self) -> dict[str, Bars]:
         """The bars as columns."""
@@ -44,7 +45,8 @@ class History:
 def load_history(config: Config, data_dir: Path) -> History:
     """Read DIR/prices/<SYMBOL>.csv per instrument and DIR/macro/<SERIES>.csv per macro series.
 
-    Raises files.DataError naming the file and row of anything missing or malformed.
+    Raises files.DataError naming the file and row of anything missing or malformed (a bar on a day the
+    instrument's exchange has no session included); a file that holds no row to use is a warning in the History.
     """
     bars = {}
     for iid, inst in config.instruments.items():
@@ -52,17 +54,32 @@ def load_history(config: Config, data_dir: Path) -> History:
         cols = files.read_prices(path)
         if not len(cols):
             raise files.DataError(f"{path}: no bars")
-        at = close_array(inst.calendar or config.calendar, cols.session, zoneinfo.ZoneInfo(config.timezone))
+        code = inst.calendar or config.calendar
+        at = close_array(code, cols.session, zoneinfo.ZoneInfo(config.timezone))
+        if np.isnat(at).any():
+            i = int(np.argmax(np.isnat(at)))
+            line = (cols.line if cols.line is not None else files.bar_lines(path))[i]
+            day = cols.session[i].astype(dt.date)
+            raise files.DataError(f"{path}:{line}: {day} is not a session of {code} (a {day:%A})")
         bars[iid] = Bars(cols.session, at, cols.open, cols.high, cols.low, cols.close, cols.volume)
+    warnings = []
     consensus_file = data_dir / "macro" / "consensus.csv"
-    overrides = files.read_consensus(consensus_file) if consensus_file.is_file() else {}
+    overrides = files.read_consensus(consensus_file) if consensus_file.exists() else {}
+    if consensus_file.exists() and not overrides:
+        warnings.append(f"{consensus_file}: no rows: the consensus of the config (or the mean of the last 12 first "
+                        "prints) is used")
     vintages: dict[str, list[Vintage]] = {}
     all_prints = []
     for macro in config.macro.values():
         if macro.series not in vintages:
-            vintages[macro.series] = files.read_vintages(data_dir / "macro" / f"{macro.series}.csv")
+            path = data_dir / "macro" / f"{macro.series}.csv"
+            vintages[macro.series] = files.read_vintages(path)
+            if not vintages[macro.series]:
+                users = [m.id for m in config.macro.values() if m.series == macro.series]
+                warnings.append(f"{path}: no values: {', '.join(users)} "
+                                f"{'has' if len(users) == 1 else 'have'} no release to replay")
         all_prints.extend(macro_prints(config, macro, vintages[macro.series], overrides.get(macro.series)))
-    return History(bars, sorted(all_prints, key=lambda p: (p.at, p.macro)))
+    return History(bars, sorted(all_prints, key=lambda p: (p.at, p.macro)), warnings)
 
 
 def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
@@ -82,15 +99,19 @@ def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
 
 
 def close_array(code: str, sessions: np.ndarray, tz: zoneinfo.ZoneInfo) -> np.ndarray:
-    """Each session's close (datetime64[ns] UTC) from the exchange calendar; 16:00 local where it has none."""
+    """Each session's close (datetime64[ns] UTC) from the exchange calendar; NaT on a day the calendar knows to have
+    no session (a weekend, a holiday); 16:00 local before the calendar's first day (1990: see calendar.py)."""
     keys, values = close_columns(code, sessions[0].astype(dt.date), sessions[-1].astype(dt.date))
-    if not len(keys):
-        keys, values = np.array([sessions[0]]), np.array([np.datetime64("NaT", "ns")])
-    i = np.clip(np.searchsorted(keys, sessions), 0, len(keys) - 1)
-    out = values[i].copy()
-    for j in np.flatnonzero(keys[i] != sessions):  # rare: a row on a day the calendar has no session
+    if len(keys):
+        i = np.clip(np.searchsorted(keys, sessions), 0, len(keys) - 1)
+        out, off = values[i].copy(), keys[i] != sessions
+    else:  # every day before the calendar's first
+        out, off = np.full(len(sessions), np.datetime64("NaT", "ns")), np.ones(len(sessions), dtype=bool)
+    known = np.datetime64(CALENDAR_START)  # from here on, a day that is not a session is not a day for a bar
+    for j in np.flatnonzero(off):  # rare: a row on a day the calendar has no session
         d = sessions[j].astype(dt.date)
-        out[j] = np.datetime64(dt.datetime.combine(d, dt.time(16), tz).astimezone(dt.UTC).replace(tzinfo=None), "ns")
+        out[j] = np.datetime64("NaT", "ns") if sessions[j] >= known else \
+            np.datetime64(dt.datetime.combine(d, dt.time(16), tz).astimezone(dt.UTC).replace(tzinfo=None), "ns")
     return out
 
 

@@ -98,12 +98,15 @@ class Runner:
         """The first job: the catch-up (retried until it succeeds), then every other job is added."""
         if not self._catch_up():
             return
-        jobs = {"closes": self.daemon.check_closes, "deliver": self.daemon.deliver,
+        jobs = {"closes": self.daemon.check_closes, "deliver": self._deliver,
                 "heartbeat": self._heartbeat, "schedule": self._refresh_schedule,
                 "intraday": self.daemon.intraday}
         now = self._wall(self.daemon.clock.now())
         for name, seconds in self.every.items():
-            self._add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now)
+            # A second delivery run may start beside a slow one, and returns at once (_deliver): with one
+            # instance, APScheduler would warn "skipped: maximum number of running instances" every 2 s.
+            extra = {"max_instances": 2} if name == "deliver" else {}
+            self._add_job(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now, **extra)
         self._schedule_releases()
         self.caught_up.set()
 
@@ -117,6 +120,7 @@ class Runner:
         wait = STARTUP_RETRY_FIRST
         while not self.daemon.stopping.is_set():
             try:
+                self.daemon.record_start(self.every["heartbeat"])
                 self.daemon.start()
                 self._startup_failure = None
                 return True
@@ -179,7 +183,15 @@ class Runner:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         self._reloads.close(wait=wait)  # a reload under way finishes, as a job does
+        if wait:  # a clean stop, its jobs finished: recorded for `status` (a lost leadership's is not one)
+            self._record_stop()
         log.info("stopped")
+
+    def _record_stop(self) -> None:
+        try:
+            self.daemon.record_stop(self.every["heartbeat"])
+        except StoreError as exc:  # Fenced too: the lease was lost meanwhile, and the next leader's record stands
+            log.warning("could not record the stop in the store: %s", exc)
 
     def _add_job(self, *args, **kwargs) -> None:
         """add_job from a running job (the catch-up, a schedule refresh), unless the runner is stopping.
@@ -218,8 +230,12 @@ class Runner:
         return True
 
     # ---- jobs -----------------------------------------------------------------------------------------
+    def _deliver(self) -> None:
+        """The delivery job: a pass, or nothing at once while one is under way (a slow receiver)."""
+        self.daemon.deliver(wait=False)
+
     def _heartbeat(self) -> None:
-        self.daemon.heartbeat()
+        self.daemon.heartbeat(self.every["heartbeat"])
         if self.on_heartbeat is not None:
             self.on_heartbeat()
 

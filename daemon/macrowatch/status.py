@@ -1,4 +1,5 @@
-"""`macrowatch status`: what the store knows now, as aligned text or JSON. Reads only; never sends.
+"""`macrowatch status`: what the store knows now, as aligned text or JSON. Reads only (`open_reader`: nothing
+is written or created beside the store); never sends.
 
 The report is plain data (`collect`), so that `--format json` and the text (`render`) cannot disagree.
 Channels appear by id only: nothing here reads a channel's URLs.
@@ -7,29 +8,35 @@ Channels appear by id only: nothing here reads a channel's URLs.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zoneinfo
-from pathlib import Path
 from typing import Any
 
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
-from macrowatch.store import Store, StoreError, default_path, open_store
+from macrowatch.store import Store, StoreError, open_reader
 
-NO_EVALUATIONS = "no evaluations yet: run `macrowatch run` or `macrowatch fetch`"
-STALE_AFTER = dt.timedelta(minutes=5)  # the daemon beats every few seconds; minutes of silence mean it is down
+NO_EVALUATIONS = "no evaluations yet: `macrowatch run` evaluates the rules (`fetch` only stores data)"
+SILENT_BEATS = 3  # heartbeats missed in a row: the daemon is not running (or is stuck), as /healthz judges it
+STALE_AFTER = dt.timedelta(minutes=5)  # for a heartbeat that does not record its interval (an older daemon)
+SERVICE_STORE = "/var/lib/macrowatch/macrowatch.sqlite"  # deploy/macrowatch.service: StateDirectory=macrowatch
 SENT_SHOWN = 5
 
 Report = dict[str, Any]
 
 
-def open_existing(config: Config) -> Store:
-    """Open the config's store; a store that does not exist is an error here, not created empty."""
-    target = config.store
-    if target is None or "://" not in str(target):
-        path = Path(target).expanduser() if target is not None else default_path()
-        if not path.exists():
-            raise StoreError(f"no store at {path}: run `macrowatch run` or `macrowatch fetch` first")
-    return open_store(target)
+def open_existing(config: Config, store: str | None = None) -> Store:
+    """Open `store` (a path or URL), else the config's store, to read only; one that does not exist is an error
+    here, not created empty."""
+    target = store if store is not None else config.store
+    try:
+        return open_reader(target)
+    except StoreError as exc:
+        if not str(exc).startswith("no store at"):
+            raise
+        hint = "" if target is not None or os.environ.get("STATE_DIRECTORY") else (
+            f"; the systemd service's store is elsewhere: `sudo macrowatch status --store {SERVICE_STORE} -c ...`")
+        raise StoreError(f"{exc}: run `macrowatch run` or `macrowatch fetch` first{hint}") from None
 
 
 def collect(config: Config, store: Store, now: dt.datetime) -> Report:
@@ -58,15 +65,22 @@ def _leader(store: Store) -> dict[str, Any] | None:
 
 
 def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
+    """The daemon's last record (app.Daemon.heartbeat, record_start, record_stop) and what it means now:
+    state "running", "stopped" (a clean stop recorded itself) or "silent" (no heartbeat for SILENT_BEATS
+    intervals: killed, crashed or stuck); `stale` unless running."""
     saved = store.load_state("daemon")
     if saved is None:
         return None
     age = _age(now, saved.get("heartbeat"))
+    every = saved.get("every")
+    limit = SILENT_BEATS * every if every else STALE_AFTER.total_seconds()
+    state = "stopped" if saved.get("stopped") else "silent" if age is None or age > limit else "running"
     sources = {name: {**s, "last_ok_age": _age(now, s.get("last_ok")),
                       "failing_for": _age(now, s.get("failing_since"))}
                for name, s in sorted((saved.get("sources") or {}).items())}
     return {"pid": saved.get("pid"), "started": saved.get("started"), "heartbeat": saved.get("heartbeat"),
-            "heartbeat_age": age, "stale": age is None or age > STALE_AFTER.total_seconds(), "sources": sources,
+            "heartbeat_age": age, "every": every, "state": state, "stale": state != "running",
+            "stopped": saved.get("stopped"), "catching_up": bool(saved.get("catching_up")), "sources": sources,
             "history_missing": list(saved.get("history_missing") or [])}
 
 
@@ -80,7 +94,9 @@ def _engine(config: Config, store: Store) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         # A state from another version or a changed config: say so, show the rest of the report.
         return {"levels": None, "prints": [], "engine_error": f"saved engine state unreadable: {exc}"}
-    levels = [{"level": lid, "instrument": m.level.instrument, "state": m.state, "price": m.price,
+    # A level that has seen no close is neither below nor above: its state is None ("no data").
+    levels = [{"level": lid, "instrument": m.level.instrument,
+               "state": m.state if m.last_close is not None else None, "price": m.price,
                "last_close": m.last_close,
                "session": _iso(engine.sessions.get(m.level.instrument))}
               for lid, m in engine.machines.items()]
@@ -205,10 +221,19 @@ def _leader_lines(leader: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> lis
 def _daemon_lines(d: dict[str, Any] | None, zone: zoneinfo.ZoneInfo) -> list[str]:
     if d is None:
         return ["daemon: no heartbeat recorded (`macrowatch run` has not run on this store)"]
-    head = (f"daemon: pid {d['pid']}, started {_when(d['started'], zone)}, "
-            f"last heartbeat {ago(d['heartbeat_age'])} ago")
-    if d["stale"]:
-        head += " (stale: the daemon is not running, or is stuck)"
+    head = f"daemon: pid {d['pid']}, started {_when(d['started'], zone)}, "
+    if d["state"] == "stopped":
+        head += f"stopped at {_when(d['stopped'], zone, seconds=True)} (a clean stop)"
+    elif d.get("catching_up"):
+        # One record when a start begins; the heartbeat comes once its catch-up is done.
+        head += f"catching up (no heartbeat until it is done), last record {ago(d['heartbeat_age'])} ago"
+        if d["state"] == "silent":
+            head += "; or stopped during it: a first start fetches years of history, a restart only what it missed"
+    elif d["state"] == "silent":
+        head += f"not running? last heartbeat {ago(d['heartbeat_age'])} ago (killed, crashed or stuck: a clean " \
+                "stop says so)"
+    else:
+        head += f"last heartbeat {ago(d['heartbeat_age'])} ago"
     rows = []
     for name, s in d["sources"].items():
         if s.get("failing_since"):
@@ -227,7 +252,7 @@ def _level_lines(report: Report, zone: zoneinfo.ZoneInfo) -> list[str]:
         return [f"levels: {report['engine_error']}"]
     if report["levels"] is None:
         return [f"levels: {NO_EVALUATIONS}"]
-    rows = [[lv["level"], lv["instrument"], lv["state"], _num(lv["price"]),
+    rows = [[lv["level"], lv["instrument"], lv["state"] or "no data", _num(lv["price"]),
              f"last close {_num(lv['last_close'])}" + (f" on {lv['session']}" if lv["session"] else "")]
             for lv in report["levels"]]
     lines = ["levels:", *table(rows)]

@@ -362,8 +362,11 @@ def test_the_alert_json_line():
                  "S&P 500 (^GSPC) 99.50 vs 100: approaching", id="instrument and level"),
     pytest.param("rut {rut.close}", "rut n/a", id="an instrument without a close yet"),
     pytest.param("hi5 {spx-hi5.price:.1f}", "hi5 n/a", id="a level without a value yet"),
-    pytest.param("payrolls {payrolls.actual:+.0f}k vs {payrolls.consensus:+.0f}k", "payrolls n/ak vs n/ak",
+    # A missing value is a plain "n/a": the unit written next to its field goes with it (it was "n/ak").
+    pytest.param("payrolls {payrolls.actual:+.0f}k vs {payrolls.consensus:+.0f}k", "payrolls n/a vs n/a",
                  id="a release not printed yet"),
+    pytest.param("({payrolls.surprise:+.1f}%, ${rut.close:.2f}bn) {spx.close:.1f}k", "(n/a, n/a) 99.5k",
+                 id="units around missing values, and a known value keeps its own"),
 ])
 def test_message_at_a_close(text, expected):
     m = Market(rule(APPROACHING, message=Template(text)))

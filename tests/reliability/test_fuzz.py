@@ -711,6 +711,19 @@ def _drop_column(draw, data: bytes) -> bytes:
     return b"\n".join(b",".join(c for k, c in enumerate(line.split(b",")) if k != j) for line in lines)
 
 
+def _drop_cell(draw, data: bytes) -> bytes:
+    """One cell of one row deleted (or every value but the first): a short row, or a gap."""
+    lines = _lines(data)
+    i = draw(st.integers(0, len(lines) - 1))
+    cells = lines[i].split(b",")
+    if draw(st.booleans()):
+        del cells[draw(st.integers(0, len(cells) - 1))]
+    else:
+        cells = cells[:1] + [draw(st.sampled_from([b"", b"null", b"nan"])) for _ in cells[1:draw(st.integers(1, 7))]]
+    lines[i] = b",".join(cells)
+    return b"\n".join(lines)
+
+
 def _random_bytes(draw, data: bytes) -> bytes:
     return draw(st.binary(max_size=400))
 
@@ -720,7 +733,7 @@ def _header_only(draw, data: bytes) -> bytes:
 
 
 DATA_OPS = [_cell_swap, _cell_swap, _cell_swap, _delete_line, _duplicate_line, _swap_lines, _truncate,
-            _insert_bytes, _special, _drop_column, _random_bytes, _header_only]
+            _insert_bytes, _special, _drop_column, _drop_cell, _random_bytes, _header_only]
 
 
 @st.composite
@@ -817,7 +830,7 @@ def test_the_fast_price_reader_reads_what_the_row_reader_reads(data):
     body = data.draw(st.sampled_from([PRICES, PRICES.replace(",Adj Close", "").replace(",0,", ",")])).encode()
     for _ in range(data.draw(st.integers(1, 3))):
         op = data.draw(st.sampled_from([_cell_swap, _cell_swap, _cell_swap, _delete_line, _duplicate_line,
-                                        _swap_lines, _drop_column, _special]))
+                                        _swap_lines, _drop_column, _drop_cell, _drop_cell, _special]))
         event(op.__name__)
         body = op(data.draw, body)
     with tempfile.TemporaryDirectory() as tmp:

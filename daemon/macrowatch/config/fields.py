@@ -35,10 +35,23 @@ def describe(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def close_match(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` is likely a misspelling of, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' hint, or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = close_match(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def known_ids(names: Iterable[str], most: int = 30) -> str:
+    """A ' (known: a, b, c)' list of the ids an unknown one could have been, sorted; long lists cut short."""
+    names = sorted(names)
+    shown = ", ".join(names[:most]) + (f", ... ({len(names) - most} more)" if len(names) > most else "")
+    return f" (known: {shown or 'none defined'})"
 
 
 def expand_env(text: str, environ: dict[str, str] | None = None) -> tuple[str, tuple[str, ...]]:

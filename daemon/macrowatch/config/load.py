@@ -10,7 +10,7 @@ from typing import Any
 
 from macrowatch.config import rules as rules_mod
 from macrowatch.config import sections
-from macrowatch.config.fields import Reader, describe, suggest
+from macrowatch.config.fields import Reader, close_match, describe, known_ids, suggest
 from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
 from macrowatch.config.types import BreakoutParams, Config, Duration, FredSource, Ha
 from macrowatch.config.yamlsrc import YNode, load_file
@@ -36,13 +36,17 @@ class _Merged:
     rules: list[_Item] = field(default_factory=list)
     rules_loc: Loc | None = None
     rules_invalid: bool = False  # a `rules:` that is no list (reported): no second error saying there are none
+    # A misspelt section key (`instrumnets:`, reported): the ids written under it, so that no reference to them
+    # is reported again as unknown; "rules" in it: no second error saying there are no rules.
+    misspelt: dict[str, set[str]] = field(default_factory=dict)
 
 
 def config_files(path: Path, problems: Problems) -> list[Path]:
     """The file itself, or a directory's *.yaml / *.yml files (but rule tests) in name order."""
     if path.is_dir():
         # Rule tests (`*.test.yaml`) live beside the rule sets they test; they are not config.
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+        # Not `is_file()`: a *.yaml that is a device or a FIFO is reported when read, not skipped unseen.
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir()
                        and not p.name.endswith((".test.yaml", ".test.yml")))
         if not files:
             problems.error(Loc(str(path)), "directory holds no *.yaml config files")
@@ -53,11 +57,13 @@ def config_files(path: Path, problems: Problems) -> list[Path]:
     return [path]
 
 
-def load_config(path: str | Path, *, for_run: bool = False,
+def load_config(path: str | Path, *, for_run: bool = False, channels: bool = True,
                 calendars: Callable[[], frozenset[str]] | None = None) -> tuple[Config, list[Problem]]:
     """Load and validate; return the config and its warnings, or raise ConfigError with every problem.
 
     `for_run`: a channel whose ${VAR} is unset is an error (the daemon cannot deliver), not a warning.
+    `channels`: False for a command that sends nothing (`replay`, `calendar`): an unset ${VAR} of a channel is
+    not mentioned at all.
     `calendars`: the known exchange calendar codes (None: not checked).
     """
     problems = Problems()
@@ -70,7 +76,8 @@ def load_config(path: str | Path, *, for_run: bool = False,
             loaded += 1
     config = None
     if loaded:  # build even after errors, so that every problem is reported at once
-        config = _build(Reader(problems), merged, files, for_run, calendars() if calendars else None)
+        config = _build(Reader(problems), merged, files, for_run if channels else None,
+                        calendars() if calendars else None)
     if problems.errors or config is None:
         raise ConfigError(problems.items)
     return config, problems.warnings
@@ -96,6 +103,9 @@ def _merge(root: YNode, file: Path, merged: _Merged, problems: Problems) -> bool
         kloc = root.keys[key]
         if key not in TOP_KEYS:
             problems.error(kloc, f"unknown key {key!r}{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+            meant = close_match(key, TOP_KEYS)
+            if meant in (*ID_SECTIONS, "rules"):
+                merged.misspelt.setdefault(meant, set()).update(node.value if node.is_map else ())
         elif key == "rules":
             if node.value is None:
                 pass  # `rules:` with every rule commented out: reported below as no rules
@@ -129,7 +139,7 @@ def _merge_section(section: str, node: YNode, base: Path, into: dict[str, _Item]
             into[ident] = _Item(value, base, kloc)
 
 
-def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
+def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool | None,
            calendars: frozenset[str] | None) -> Config | None:
     s = m.settings
     kw: dict[str, Any] = {}
@@ -164,14 +174,16 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
     releases = {i: sections.release(r, i, it.node) for i, it in e["releases"].items()}
     macro = {i: sections.macro(r, i, it.node, it.base) for i, it in e["macro"].items()}
     channels = {i: sections.channel(r, i, it.node) for i, it in e["channels"].items()}
-    _cross_check(r, instruments, levels, releases, macro, channels, for_run, e)
+    _cross_check(r, instruments, levels, releases, macro, channels, for_run, e, m.misspelt)
     fred = kw.get("fred") or FredSource()
     if fred.api_key_source and not fred.api_key:
         r.problems.warn(s["sources"].key_loc, "sources.fred.api_key: empty after expanding the environment; "
                         "the keyless fredgraph CSV is used (no vintages)")
 
-    known = rules_mod.Known(instruments, levels, macro, channels)
-    rules = _rules(r, m.rules, known, m.rules_loc or Loc(str(files[0]), 1, 1), m.rules_invalid)
+    known = rules_mod.Known(instruments, levels, macro, channels,
+                            {k: frozenset(v) for k, v in m.misspelt.items()})
+    rules = _rules(r, m.rules, known, m.rules_loc or Loc(str(files[0]), 1, 1),
+                   m.rules_invalid or "rules" in m.misspelt)
     if r.problems.errors:
         return None
     return Config(files=tuple(files), **kw,
@@ -180,15 +192,16 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool,
                   channels=MappingProxyType(channels), rules=tuple(rules))
 
 
-def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_run, entries) -> None:
+def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_run, entries, misspelt) -> None:
     # From the written nodes, not the parsed objects: a bad reference is reported even in an invalid entry.
-    for section, key, table, kind in (("levels", "instrument", instruments, "instrument"),
-                                      ("macro", "release", releases, "release")):
+    for section, key, table, kind, target in (("levels", "instrument", instruments, "instrument", "instruments"),
+                                              ("macro", "release", releases, "release", "releases")):
         for ident, item in entries[section].items():
             ref = item.node.value.get(key) if item.node.is_map else None
             if ref is not None and isinstance(ref.value, str) and ref.value not in table:
-                r.error(ref.loc, f"{section}.{ident}.{key}: unknown {kind} {ref.value!r}"
-                                 f"{suggest(ref.value, table)}")
+                if ref.value not in misspelt.get(target, ()):  # under a misspelt key: the typo is the error
+                    r.error(ref.loc, f"{section}.{ident}.{key}: unknown {kind} {ref.value!r}"
+                                     f"{suggest(ref.value, table)}{known_ids(table)}")
                 if section == "levels":
                     levels[ident] = None
                 else:
@@ -205,8 +218,8 @@ def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_
             else:
                 seen[ident] = section
     for ch in channels.values():
-        if ch is None:
-            continue
+        if ch is None or (for_run is None and (ch.missing or not ch.urls)):
+            continue  # for_run None: the command sends nothing, an unset channel is no concern of it
         if ch.missing:
             msg = (f"channels.{ch.id}: environment variable {', '.join(ch.missing)} is not set; "
                    "this channel cannot deliver")

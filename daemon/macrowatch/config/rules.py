@@ -6,9 +6,10 @@ import datetime as dt
 import re
 import string
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any
 
-from macrowatch.config.fields import ID_RE, Reader, describe, suggest
+from macrowatch.config.fields import ID_RE, Reader, describe, known_ids, suggest
 from macrowatch.config.problems import Loc
 from macrowatch.config.types import (
     AllOf,
@@ -53,15 +54,23 @@ class Known:
     levels: dict[str, Level | None]
     macro: dict[str, Macro | None]
     channels: dict[str, Channel | None]
+    # Ids written under a misspelt section key (`instrumnets:`), by section: that typo is the one error
+    # reported, not every reference to an id under it.
+    misspelt: dict[str, frozenset[str]] = _field(default_factory=dict)
+
+    def hidden(self, section: str) -> frozenset[str]:
+        """The ids under a misspelt `section` key (already reported)."""
+        return self.misspelt.get(section, frozenset())
 
 
-def _ref(r: Reader, node: YNode, what: str, table: dict[str, Any], kind: str) -> str | None:
+def _ref(r: Reader, node: YNode, what: str, table: dict[str, Any], kind: str,
+         hidden: frozenset[str] = frozenset()) -> str | None:
     name = r.string(node, what)
     if name is None:
         return None
     if name not in table:
-        listed = ", ".join(sorted(table)) or "none defined"
-        r.error(node.loc, f"{what}: unknown {kind} {name!r}{suggest(name, table)} (known: {listed})")
+        if name not in hidden:  # an id under a misspelt section key: the typo is the error
+            r.error(node.loc, f"{what}: unknown {kind} {name!r}{suggest(name, table)}{known_ids(table)}")
         return None
     return name
 
@@ -123,7 +132,7 @@ def _level_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
         r.error(node.loc, "when (level): give exactly one of 'state' (holds now) or 'entered' "
                           "(changed at this evaluation)")
         return None
-    level_id = _ref(r, f["level"], "when.level", known.levels, "level")
+    level_id = _ref(r, f["level"], "when.level", known.levels, "level", known.hidden("levels"))
     lvl = known.levels.get(level_id) if level_id else None
     if lvl is None:
         return None
@@ -149,7 +158,7 @@ def _release_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
     f = r.mapping(node, "when (release)", ["release", "outcome", "within"])
     if f is None:
         return None
-    macro_id = _ref(r, f["release"], "when.release", known.macro, "macro series")
+    macro_id = _ref(r, f["release"], "when.release", known.macro, "macro series", known.hidden("macro"))
     outcome = r.choice(f["outcome"], "when.outcome", [o.value for o in Outcome]) if "outcome" in f else "any"
     within = r.duration(f["within"], "when.within") if "within" in f else None
     if macro_id is None or outcome is None or ("within" in f and within is None):
@@ -161,7 +170,8 @@ def _narrow_range(r: Reader, node: YNode, known: Known) -> Condition | None:
     f = r.mapping(node, "when (instrument)", ["instrument", "narrow_range"], required=["narrow_range"])
     if f is None or "narrow_range" not in f:
         return None
-    inst = _ref(r, f["instrument"], "when.instrument", known.instruments, "instrument")
+    inst = _ref(r, f["instrument"], "when.instrument", known.instruments, "instrument",
+                known.hidden("instruments"))
     nr = r.mapping(f["narrow_range"], "when.narrow_range", ["bars", "pct"], required=["bars", "pct"])
     if nr is None or "bars" not in nr or "pct" not in nr:
         return None
@@ -207,8 +217,9 @@ def _template_field(r: Reader, loc: Loc, name: str, known: Known) -> TemplateFie
                                 ("macro", known.macro)) if ident in table]
     if not kinds:
         everything = [*known.instruments, *known.levels, *known.macro]
-        r.error(loc, f"message: {{{name}}} names {ident!r}, which is no instrument, level or macro series"
-                     f"{suggest(ident, everything)}")
+        if not any(ident in known.hidden(s) for s in ("instruments", "levels", "macro")):
+            r.error(loc, f"message: {{{name}}} names {ident!r}, which is no instrument, level or macro series"
+                         f"{suggest(ident, everything)}{known_ids(everything)}")
         return None
     kind = kinds[0]
     if attr not in TEMPLATE_FIELDS[kind]:
@@ -263,11 +274,12 @@ def _rule(r: Reader, node: YNode, known: Known) -> Rule | None:
         name = None
     when = condition(r, f["when"], known) if "when" in f else None
     severity = r.choice(f["severity"], "severity", [s.value for s in Severity]) if "severity" in f else "warning"
-    notify = tuple(_ref(r, YNode(c, loc), "notify", known.channels, "channel")
+    notify = tuple(_ref(r, YNode(c, loc), "notify", known.channels, "channel", known.hidden("channels"))
                    for c, loc in r.string_list(f["notify"], "notify")) if "notify" in f else ()
     for_ = r.duration(f["for"], "for") if "for" in f else None
     cooldown = r.duration(f["cooldown"], "cooldown") if "cooldown" in f else None
-    chart = _ref(r, f["chart"], "chart", known.instruments, "instrument") if "chart" in f else None
+    chart = _ref(r, f["chart"], "chart", known.instruments, "instrument", known.hidden("instruments")) \
+        if "chart" in f else None
     message = template(r, f["message"], known) if "message" in f else None
     on = _triggers(r, f["on"]) if "on" in f else frozenset({Trigger.CLOSE, Trigger.RELEASE})
     labels = _labels(r, f["labels"]) if "labels" in f else {}

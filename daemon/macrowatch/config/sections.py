@@ -24,6 +24,7 @@ from macrowatch.config.types import (
     YahooSource,
 )
 from macrowatch.config.yamlsrc import YNode
+from macrowatch.safeio import check_regular
 
 BREAKOUT_KEYS = ("approach_pct", "buffer_pct", "fail_within_bars")
 
@@ -76,7 +77,10 @@ def health(r: Reader, node: YNode) -> Health | None:
     fields = r.mapping(node, "health", ["listen"], required=["listen"])
     if not fields or "listen" not in fields:
         return None
-    text = r.string(fields["listen"], "health.listen")
+    listen = fields["listen"]
+    if isinstance(listen.value, int) and not isinstance(listen.value, bool):
+        listen = YNode(str(listen.value), listen.loc)  # `listen: 9108`: YAML reads a bare PORT as a number
+    text = r.string(listen, "health.listen")
     if text is None:
         return None
     m = re.fullmatch(r"(?:\[?([0-9A-Za-z.:-]*?)\]?:)?(\d{1,5})", text.strip())
@@ -251,9 +255,15 @@ def macro(r: Reader, mid: str, node: YNode, base: Path) -> Macro | None:
     if "consensus" in f:
         c = f["consensus"]
         if isinstance(c.value, str):
-            cfile = (base / Path(c.value).expanduser()).resolve()
-            if not cfile.is_file():
+            written = base / Path(c.value).expanduser()
+            cfile = written.resolve()
+            try:
+                check_regular(written)  # read later, in full: a device or FIFO is refused now
+            except FileNotFoundError:
                 r.error(c.loc, f"{what}.consensus: file {c.value!r} not found (looked for {cfile})")
+                ok = False
+            except OSError as exc:
+                r.error(c.loc, f"{what}.consensus: file {c.value!r}: {exc.strerror or exc}")
                 ok = False
         elif c.is_map:
             for key, value in c.value.items():

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from macrowatch import logs
 from macrowatch.clock import AcceleratedClock
 from macrowatch.config import Config
 from macrowatch.demo.feeds import ScenarioMacro, ScenarioPrices
@@ -99,8 +100,9 @@ def alert_line(alert: Alert, tz: str) -> str:
     return f"  {at:%a %Y-%m-%d %H:%M %Z}  {alert.severity:<8} {alert.rule:<23} {alert.message}"
 
 
-def intro(s: Scenario, speed: float, urls: Sequence[str]) -> list[str]:
-    """What the demo is about to show."""
+def intro(s: Scenario, speed: float, urls: Sequence[str], out: Path | None = None,
+          temporary: bool = False) -> list[str]:
+    """What the demo is about to show, and where it writes (a temporary folder is kept, and said so)."""
     span = s.end + TAIL - clock_start(s)
     warm_to = clock_start(s).astimezone(zoneinfo.ZoneInfo(s.config.timezone)).date()
     lines = [
@@ -116,6 +118,10 @@ def intro(s: Scenario, speed: float, urls: Sequence[str]) -> list[str]:
     ]
     if urls:
         lines.insert(2, f"Each alert also goes to {len(urls)} apprise URL{'s' if len(urls) != 1 else ''} (--notify).")
+    if out is not None:
+        lines.insert(3 if urls else 2, f"Charts, the config and the daemon's log go to {out}"
+                     + (" (a new folder, kept after the demo: remove it when done; --charts DIR to choose)."
+                        if temporary else "."))
     return lines
 
 
@@ -143,10 +149,12 @@ def outro(result: DemoResult, config_path: Path, log_path: Path, urls: Sequence[
 
 
 @contextlib.contextmanager
-def logs_to(path: Path) -> Iterator[None]:
-    """Send the daemon's and its libraries' log lines to a file for the run (the screen shows the alerts)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def logs_to(path: Path, urls: Sequence[str] = ()) -> Iterator[None]:
+    """Send the daemon's and its libraries' log lines to a file for the run (the screen shows the alerts), in
+    `run`'s format (key=value, with timestamps), the --notify URLs' secrets masked."""
+    stream = path.open("a", encoding="utf-8")
+    handler = logs.LineHandler(stream, "kv", timestamps=True)
+    handler.addFilter(logs.SecretFilter(secret for url in urls for secret in logs.url_secrets(url)))
     saved = []
     for name, level in LOGGERS.items():
         logger = logging.getLogger(name)
@@ -162,6 +170,7 @@ def logs_to(path: Path) -> Iterator[None]:
             logger.setLevel(level)
             logger.propagate = propagate
         handler.close()
+        stream.close()
 
 
 def warm_up_libraries(s: Scenario, urls: Sequence[str]) -> None:
@@ -213,7 +222,7 @@ def run_demo(urls: Sequence[str] = (), charts_dir: Path | None = None, speed: fl
     out.mkdir(parents=True, exist_ok=True)
     config_path, log_path = out / CONFIG_NAME, out / LOG_NAME
     config_path.write_text(CONFIG_YAML, encoding="utf-8")
-    for line in intro(s, speed, urls):
+    for line in intro(s, speed, urls, out, temporary=not charts_dir):
         echo(line)
     result = DemoResult(charts_dir=out)
     printing = threading.Lock()  # alerts come from the scheduler's worker threads
@@ -223,7 +232,7 @@ def run_demo(urls: Sequence[str] = (), charts_dir: Path | None = None, speed: fl
             result.alerts.append(alert)
             echo(alert_line(alert, config.timezone))
 
-    with logs_to(log_path), tempfile.TemporaryDirectory(prefix="macrowatch-demo-store-") as tmp, \
+    with logs_to(log_path, urls), tempfile.TemporaryDirectory(prefix="macrowatch-demo-store-") as tmp, \
             open_store(Path(tmp) / "demo.sqlite") as store:
         warm_up_libraries(s, urls)
         result.seconds = play(s, config, store, out, speed, on_alert)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import string
 from dataclasses import dataclass, replace
 from typing import Any
 
 from macrowatch.config.types import Rule, Template
+
+MISSING = "n/a"
+# The unit written around a field ("{x.actual:+.0f}k", "{x.change:.1f}%", "${x.close:.2f}"): it belongs to the
+# number, so a value not known yet reads as a plain "n/a", not "n/ak".
+_UNIT_AFTER = re.compile(r"(?:[^\W\d_]|%)+")
+_UNIT_BEFORE = re.compile(r"[$€£¥]+\Z")
 
 
 class Phase(enum.StrEnum):
@@ -89,16 +96,23 @@ def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_ind
 
 
 def render(template: Template, values: dict[tuple[str, str], Any]) -> str:
-    """Render a checked template; `values[(id, attr)]` gives each field (None: not known yet)."""
+    """Render a checked template; `values[(id, attr)]` gives each field (None: not known yet: "n/a", without
+    the unit written next to the field)."""
     out = []
+    unit_follows = False  # the previous field was missing: its unit, at the start of this literal, goes too
     for literal, name, spec, conversion in string.Formatter().parse(template.text):
+        if unit_follows and (unit := _UNIT_AFTER.match(literal)):
+            literal = literal[unit.end():]
         out.append(literal)
+        unit_follows = False
         if name is None:
             continue
         ident, attr = name.rsplit(".", 1)
         value = values.get((ident, attr))
         if value is None:
-            out.append("n/a")
+            out[-1] = _UNIT_BEFORE.sub("", out[-1])
+            out.append(MISSING)
+            unit_follows = True
             continue
         if conversion:
             value = {"r": repr, "s": str, "a": ascii}[conversion](value)

@@ -6,6 +6,9 @@ import datetime as dt
 import functools
 from typing import Any
 
+# The calendars are asked from here on (exchange_calendars' data for older years varies by calendar).
+CALENDAR_START = dt.date(1990, 1, 1)
+
 
 @functools.cache
 def calendar_names() -> frozenset[str]:
@@ -24,7 +27,7 @@ def _calendar(code: str, start: str, end: str):
 
 def close_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, dt.datetime]:
     """Each session's close (UTC, early closes included) between two dates."""
-    first = max(start, dt.date(1990, 1, 1))
+    first = max(start, CALENDAR_START)
     cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
     closes = cal.closes.loc[str(first):str(end)]
     return {ts.date(): c.to_pydatetime() for ts, c in closes.items()}
@@ -32,7 +35,7 @@ def close_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, dt.dat
 
 def session_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
     """Each session's open and close (UTC, early closes included) between two dates."""
-    first = max(start, dt.date(1990, 1, 1))
+    first = max(start, CALENDAR_START)
     cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
     opens = cal.opens.loc[str(first):str(end)]
     closes = cal.closes.loc[str(first):str(end)]
@@ -64,7 +67,7 @@ def is_open(code: str, now: dt.datetime) -> bool:
 @functools.lru_cache(maxsize=64)
 def close_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any]:
     """Sessions (datetime64[D]) and their closes (datetime64[ns], UTC) between two dates, as arrays."""
-    first = max(start, dt.date(1990, 1, 1))
+    first = max(start, CALENDAR_START)
     cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
     closes = cal.closes.loc[str(first):str(end)]
     sessions = closes.index.to_numpy().astype("datetime64[D]")

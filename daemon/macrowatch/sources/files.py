@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from macrowatch import safeio
 from macrowatch.model import Vintage
 
 # Dates outside these are typos; the exchange calendars (pandas timestamps) and date arithmetic stop near them.
 FIRST_DATE, LAST_DATE = dt.date(1800, 1, 1), dt.date(2200, 12, 31)
+# A data file is read whole, checked as it is read (a device, a FIFO or a file growing past this is refused, never
+# read on). 128 MiB is about two million daily bars or vintage rows (a century of daily bars is 2 MB): more is a
+# wrong file, and reading it as text for an error message would take gigabytes.
+MAX_DATA_BYTES = 128 << 20
 
 
 class DataError(Exception):
@@ -33,29 +40,70 @@ class DataError(Exception):
 _BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-def _rows(path: Path, required: tuple[str, ...]):
-    """(row number, row dict) of a CSV file whose header holds the required columns."""
+def _read(path: Path) -> bytes:
+    """The whole file, if it is a regular file of at most MAX_DATA_BYTES."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        return safeio.read_bytes(path, MAX_DATA_BYTES)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except (safeio.NotRegularFile, safeio.FileTooLarge) as exc:
+        raise DataError(f"{path}: {exc.strerror}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = reader.fieldnames or []
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not a CSV file: {exc}") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{path}:1: missing column{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(missing)} (header: {','.join(header) or 'empty'})")
-        try:
-            for row in reader:
-                yield reader.line_num, row
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+
+
+def _records(path: Path, data: bytes) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of each CSV record, the header first; blank lines (spaces and tabs only) skipped, as pandas
+    skips them."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark (Excel writes one)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for cells in reader:
+            if cells and (len(cells) > 1 or cells[0].strip(" \t")):
+                yield reader.line_num, cells
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+
+
+def _columns(path: Path, header: list[str], known: tuple[str, ...], required: tuple[str, ...]) -> dict[str, int]:
+    """Where each known column is in a header, matched without regard to case or to spaces around it."""
+    where: dict[str, int] = {}
+    names = {c.lower(): c for c in known}
+    for k, cell in enumerate(header):
+        name = names.get(cell.strip(" \t").lower())
+        if name is None:
+            continue
+        if name in where:
+            raise DataError(f"{path}:1: column {name} given twice (header: {','.join(header)})")
+        where[name] = k
+    missing = [c for c in required if c not in where]
+    if missing:
+        raise DataError(f"{path}:1: missing column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} (header: {','.join(header) or 'empty'})")
+    return where
+
+
+def _cells_message(header: list[str], n: int) -> str:
+    """A row with fewer or more cells than its header: which columns it could not read."""
+    width = len(header)
+    unread = f"cannot read {', '.join(c.strip() for c in header[n:])}: " if n < width else ""
+    return f"{unread}the row has {n} cell{'s' if n != 1 else ''}, the header {width}"
+
+
+def _rows(path: Path, known: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row dict by the canonical column name) of a CSV file whose header holds the known columns."""
+    records = _records(path, _read(path))
+    header = next(records, (1, []))[1]
+    where = _columns(path, header, known, known)
+    for line, cells in records:
+        if len(cells) != len(header):
+            raise DataError(f"{path}:{line}: {_cells_message(header, len(cells))}")
+        yield line, {c: cells[k] for c, k in where.items()}
 
 
 def _date(path: Path, line: int, column: str, text: str | None) -> dt.date:
@@ -78,69 +126,97 @@ def _number(path: Path, line: int, column: str, text: str | None, positive: bool
     return value
 
 
+PRICE_COLUMNS = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
+
+
 def read_prices(path: Path) -> PriceColumns:
-    """Daily bars in date order, as columns; rows of 'null' (Yahoo's gaps) skipped.
+    """Daily bars in date order, as columns; gaps skipped: rows of a date and no value at all (Yahoo's 'null' rows).
 
     Read with pandas' C parser (replay reads thousands of files). A clean file is checked on its numbers at
-    once; a file with anything odd is read again as text, so that the first bad row (in file order) is the
-    error, as a row-by-row reader would report it. Every column is read (not only those used): the parser
-    finds a row with more cells than the header only in columns it reads.
+    once; a file with anything odd is read again as text, row by row, so that the first bad row (in file order)
+    is the error. Every column is read (not only those used): the parser finds a row with more cells than the
+    header only in columns it reads, and a row with fewer only as missing values, which in a row that is not a
+    gap send the file to the text reader.
     """
-    try:
-        fast = None
-        if _iso_first(path):
+    data = _read(path)
+    fast = None
+    names = _iso_first(data)
+    if names is not None:
+        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a date column pandas cannot read stays text: the text reader says why
                 # Only what the text reader skips as a gap reads as NaN here ("N/A", "-nan": the text reader's
-                # errors, so left as text, which sends the file to it).
-                fast = _clean(pd.read_csv(path, parse_dates=["Date"], keep_default_na=False, na_values=_GAPS))
-    except (OSError, ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        fast = None
-    return fast if fast is not None else _checked(path)
+                # errors, so left as text, which sends the file to it). Our names replace the header's (matched
+                # without regard to case).
+                frame = pd.read_csv(io.BytesIO(data), header=0, names=names, parse_dates=["Date"],
+                                    keep_default_na=False, na_values=_GAPS)
+            fast = _clean(frame)
+        except (ValueError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            fast = None
+    return fast if fast is not None else _checked(path, data)
 
 
 _GAPS = ["", "null", "nan", "NaN", "NULL"]
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _iso_first(path: Path) -> bool:
-    """Whether the first row's Date reads YYYY-MM-DD.
+def _iso_first(data: bytes) -> list[str] | None:
+    """Column names for pandas (ours for the price columns) if the header is sound and the first row's Date reads
+    YYYY-MM-DD; else None.
 
     pandas takes the date format from the first date and holds every other row to it (a row that does not
     fit leaves the column as text); a file starting 07/01/2019 would otherwise be read whole as dates.
     Asking pandas for the format instead costs twice the whole read.
     """
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader([handle.readline(), handle.readline()]))
-    if len(rows) < 2 or "Date" not in rows[0]:
-        return False
-    k = rows[0].index("Date")
-    return k < len(rows[1]) and _ISO_DAY.fullmatch(rows[1][k]) is not None
+    end = data.find(b"\n", data.find(b"\n") + 1)
+    head = data[:end if end >= 0 else len(data)].decode("utf-8-sig", errors="replace")
+    rows = list(csv.reader(io.StringIO(head, newline="")))
+    try:
+        where = _columns(Path(), rows[0], PRICE_COLUMNS, ("Date", "Close")) if rows else None
+    except DataError:  # the text reader says why
+        return None
+    if where is None or len(rows) < 2:
+        return None
+    k = where["Date"]
+    if not (k < len(rows[1]) and _ISO_DAY.fullmatch(rows[1][k])):
+        return None
+    names = [f"\x00{j}" for j in range(len(rows[0]))]  # columns not read: names no header can hold
+    for column, j in where.items():
+        names[j] = column
+    return names
 
 
 def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     """The columns of a file that passes every check as read, or None to look closer."""
-    if "Date" not in frame.columns or "Close" not in frame.columns:
+    if not isinstance(frame.index, pd.RangeIndex):  # a first row longer than the header: pandas made an index
         return None
     stamps = frame["Date"].to_numpy()
     cols = {c: frame[c].to_numpy() for c in ("Open", "High", "Low", "Close", "Volume") if c in frame.columns}
     if stamps.dtype.kind != "M" or any(a.dtype.kind not in "fi" for a in cols.values()):
         return None
+    # A gap has no value at all (a short row of a date alone too); any other row missing a cell is the text
+    # reader's to judge (a short row, a blank Open).
+    empty = {c: frame[c].isna().to_numpy() for c in PRICE_COLUMNS[1:] if c in frame.columns}
+    gap = np.logical_and.reduce(list(empty.values()))
+    if bool((frame.isna().to_numpy().any(axis=1) & ~gap).any()):
+        return None
+    session = stamps.astype("datetime64[D]")
+    if len(session):
+        day = session.view(np.int64)  # NaT is the smallest: it breaks the order or the first row's range
+        if not (bool((day[1:] > day[:-1]).all()) and bool(_in_range(session[[0, -1]]).all())
+                and bool((stamps == session.astype(stamps.dtype)).all())):  # no time of day
+            return None
     cols = {c: a.astype(float, copy=False) for c, a in cols.items()}
-    keep = ~np.isnan(cols["Close"])
-    if not keep.all():  # Yahoo's 'null' rows: skipped
-        stamps, cols = stamps[keep], {c: a[keep] for c, a in cols.items()}
+    if gap.any():  # the gaps: skipped
+        keep = ~gap
+        session, cols = session[keep], {c: a[keep] for c, a in cols.items()}
     close = cols["Close"]
     o, h, lo = (cols.get(c, close) for c in ("Open", "High", "Low"))
     volume = cols.get("Volume")
-    session = stamps.astype("datetime64[D]")
     if not len(session):
         return PriceColumns(session, o, h, lo, close, np.zeros(0) if volume is None else volume)
-    day = session.view(np.int64)  # NaT is the smallest: it breaks the order or the first row's range
     with np.errstate(invalid="ignore"):
-        ok = (bool((day[1:] > day[:-1]).all()) and bool(_in_range(session[[0, -1]]).all())
-              and bool((stamps == session.astype(stamps.dtype)).all())  # no time of day
-              and all(bool(np.isfinite(a).all()) for a in cols.values())
+        ok = (all(bool(np.isfinite(a).all()) for a in cols.values())
               and all(bool(a.min() > 0) for c, a in cols.items() if c != "Volume")
               and not bool(((h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))).any()))
     if not ok:
@@ -148,21 +224,25 @@ def _clean(frame: pd.DataFrame) -> PriceColumns | None:
     return PriceColumns(session, o, h, lo, close, np.zeros(len(close)) if volume is None else volume)
 
 
-def _checked(path: Path) -> PriceColumns:
+def _checked(path: Path, data: bytes | None = None) -> PriceColumns:
     """Every row checked as text, in file order; the first bad row is the error."""
-    frame = _frame(path)
-    missing = [c for c in ("Date", "Close") if c not in frame.columns]
-    if missing:
-        header = ",".join(str(c) for c in frame.columns) or "empty"
-        raise DataError(f"{path}:1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                        f"(header: {header})")
-    text = {c: frame[c].str.strip() for c in ("Date", "Close", "Open", "High", "Low", "Volume") if c in frame}
-    rows = frame.index.to_numpy() + 2  # the file's line of each row: the header is line 1
-    keep = ~text["Close"].str.lower().isin(["null", "nan", ""]).to_numpy()
-    rows = rows[keep]
-    col = {c: t.to_numpy()[keep] for c, t in text.items()}
+    records = _records(path, _read(path) if data is None else data)
+    header = next(records, (1, []))[1]
+    where = _columns(path, header, PRICE_COLUMNS, ("Date", "Close"))
+    lines, counts, cells = [], [], {c: [] for c in where}
+    for line, row in records:
+        lines.append(line)
+        counts.append(len(row))
+        for c, k in where.items():
+            cells[c].append(row[k].strip() if k < len(row) else "")  # a missing cell: the count says so
+    rows = np.array(lines, dtype=np.int64)  # the file's line of each row
+    col = {c: np.array(v, dtype=object) for c, v in cells.items()}
+    lower = {c: pd.Series(v, dtype=object).str.lower().to_numpy() for c, v in col.items() if c != "Date"}
+    null = {c: np.isin(v, ["", "null", "nan"]) for c, v in lower.items()}
+    gap = np.logical_and.reduce(list(null.values()))  # a date and no value at all: a session without a price
     problems: list[tuple[int, int, str]] = []  # (line, order of the check, message)
-    day = pd.to_datetime(pd.Series(col["Date"]).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy()
+    day = pd.to_datetime(pd.Series(col["Date"], dtype=object).str.slice(0, 10), format="%Y-%m-%d",
+                         errors="coerce").to_numpy()
     _first(problems, rows, np.isnat(day), 0, lambda i: f"Date: {col['Date'][i]!r} is not a date (YYYY-MM-DD)")
     session = day.astype("datetime64[D]")
     _first(problems, rows, ~np.isnat(session) & ~_in_range(session), 0,
@@ -172,19 +252,28 @@ def _checked(path: Path) -> PriceColumns:
     _first(problems, rows, order, 1, lambda i: f"Date {session[i]} "
            f"{'repeats' if session[i] == session[i - 1] else 'is before'} the row before ({session[i - 1]}); "
            "rows must be in date order")
-    close = _numbers(problems, rows, col["Close"], "Close", 2, positive=True)
-    ohl = [(_numbers(problems, rows, col[c], c, 3, positive=True, blank=close) if c in col else close)
+    count = np.array(counts, dtype=np.int64)
+    width = len(header)
+    _first(problems, rows, (count > width) | ((count < width) & ~gap), 2,
+           lambda i: _cells_message(header, int(count[i])))
+    keep = ~gap
+    rows, session = rows[keep], session[keep]
+    col = {c: v[keep] for c, v in col.items()}
+    _first(problems, rows, null["Close"][keep], 3,
+           lambda i: f"Close: {col['Close'][i]!r} is not a number (a gap has no value at all)")
+    close = _numbers(problems, rows, col["Close"], "Close", 4, positive=True)
+    ohl = [(_numbers(problems, rows, col[c], c, 5, positive=True, blank=close) if c in col else close)
            for c in ("Open", "High", "Low")]
     o, h, lo = ohl
     with np.errstate(invalid="ignore"):
         bad = (h < np.maximum(o, close) * (1 - 1e-9)) | (lo > np.minimum(o, close) * (1 + 1e-9))
-    _first(problems, rows, bad, 4, lambda i: f"High/Low ({h[i]}, {lo[i]}) contradict Open/Close ({o[i]}, {close[i]})")
-    volume = _numbers(problems, rows, col["Volume"], "Volume", 5, blank=np.zeros(len(close))) \
+    _first(problems, rows, bad, 6, lambda i: f"High/Low ({h[i]}, {lo[i]}) contradict Open/Close ({o[i]}, {close[i]})")
+    volume = _numbers(problems, rows, col["Volume"], "Volume", 7, blank=np.zeros(len(close))) \
         if "Volume" in col else np.zeros(len(close))
     if problems:
         line, _check, message = min(problems)
         raise DataError(f"{path}:{line}: {message}")
-    return PriceColumns(session, o, h, lo, close, volume)
+    return PriceColumns(session, o, h, lo, close, volume, rows)
 
 
 def _in_range(session: np.ndarray) -> np.ndarray:
@@ -201,27 +290,15 @@ class PriceColumns:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    line: np.ndarray | None = None  # each bar's line in the file, when read row by row (see `bar_lines`)
 
     def __len__(self) -> int:
         return len(self.close)
 
 
-def _frame(path: Path) -> pd.DataFrame:
-    try:
-        # index_col=False: a first row longer than the header must not turn the dates into the index (every
-        # column then shifts by one); its extra cells are ignored, as csv.DictReader did, without a warning.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False,
-                               index_col=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}:1: missing columns Date, Close (header: empty)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not a CSV file: {str(exc).splitlines()[0][:200]}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+def bar_lines(path: Path) -> np.ndarray:
+    """The line in the file of each bar read_prices returns (the file read again, row by row: for errors)."""
+    return _checked(path).line
 
 
 def _first(problems: list, rows: np.ndarray, bad: np.ndarray, check: int, message) -> None:
@@ -235,8 +312,8 @@ def _numbers(problems: list, rows: np.ndarray, text: np.ndarray, column: str, ch
              positive: bool = False, blank: np.ndarray | None = None) -> np.ndarray:
     """A column as floats; a blank cell takes `blank`; a bad cell is noted (non-finite or, if asked, <= 0)."""
     empty = text == ""
-    values = pd.to_numeric(pd.Series(np.where(empty, "0", text)), errors="coerce").to_numpy(dtype=float)
-    said_nan = np.char.lower(text.astype(str)) == "nan"  # float("nan") reads: it is just not a usable number
+    values = pd.to_numeric(pd.Series(np.where(empty, "0", text), dtype=object), errors="coerce").to_numpy(dtype=float)
+    said_nan = pd.Series(text, dtype=object).str.lower().to_numpy() == "nan"  # float("nan") reads: just not usable
     unreadable = (np.isnan(values) & ~said_nan) | (empty if blank is None else False)
     if blank is not None:
         values = np.where(empty, blank, values)
@@ -260,6 +337,10 @@ def read_vintages(path: Path) -> list[Vintage]:
             continue
         v = Vintage(_date(path, line, "date", row["date"]), _date(path, line, "realtime_start", row["realtime_start"]),
                     _number(path, line, "value", row["value"]))
+        if v.realtime_start < v.date:  # a period is reported once it has begun: a typo, which would pass for a
+            # vintage of it and make its real first print a revision
+            raise DataError(f"{path}:{line}: realtime_start: {v.realtime_start} is before the period it reports "
+                            f"({v.date})")
         if (v.date, v.realtime_start) in seen:  # two values for one vintage: which one is true is a guess
             raise DataError(f"{path}:{line}: {v.date} as of {v.realtime_start} given twice "
                             f"(first at line {seen[(v.date, v.realtime_start)]})")
@@ -276,6 +357,9 @@ def read_consensus(path: Path) -> dict[str, dict[dt.date, float]]:
         if not series:
             raise DataError(f"{path}:{line}: series: empty")
         day = _date(path, line, "date", row["date"])
+        if day.day != 1:  # matched to the series' periods, which FRED dates by their first day: never used
+            raise DataError(f"{path}:{line}: date: {day} is not the first day of a month (a reference period is "
+                            "dated YYYY-MM-01)")
         table = out.setdefault(series, {})
         if day in table:
             raise DataError(f"{path}:{line}: {series} {day}: consensus given twice")

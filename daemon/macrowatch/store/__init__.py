@@ -5,10 +5,10 @@
 """
 
 from .base import Fence, Fenced, StoreError
-from .core import Store, default_path, is_url, open_store
+from .core import Store, default_path, is_url, open_reader, open_store
 from .lease import LeaseRow
 from .outbox import ERROR_MAX, Delivery
 from .schema import SCHEMA_VERSION
 
 __all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Fence", "Fenced", "LeaseRow", "Store", "StoreError",
-           "default_path", "is_url", "open_store"]
+           "default_path", "is_url", "open_reader", "open_store"]

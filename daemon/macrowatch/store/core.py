@@ -178,6 +178,41 @@ def open_store(target: str | Path | None = None, *, call_timeout: float | None =
     return Store(_open_sqlite(path))
 
 
+def open_reader(target: str | Path | None = None) -> Store:
+    """Open an existing store to read it (`macrowatch status`): nothing is created or written, so that a store the
+    reader may not write (another user's, a read-only mount) can be read, and is left as it was.
+
+    A store with an empty or older schema is upgraded first, as `open_store` does (this needs write access).
+    StoreError when there is no store at a path.
+    """
+    if is_url(target):
+        from .postgres import PostgresDb
+
+        db: Db = PostgresDb(str(target))
+    else:
+        path = Path(target).expanduser() if target is not None else default_path()
+        if not os.path.exists(path):  # False, not PermissionError, for a directory the reader cannot enter
+            raise StoreError(f"no store at {path}")
+        if not path.is_file():
+            raise StoreError(f"store {path} is not a file")
+        db = SqliteDb(path, read_only=True)
+    try:
+        version = schema.read_version(db)
+        schema.refuse_newer(db, version)
+    except BaseException:
+        db.close()
+        raise
+    if version == schema.SCHEMA_VERSION:
+        return Store(db)
+    db.close()
+    try:
+        return open_store(target)
+    except StoreError as exc:
+        raise StoreError(f"{exc} (its schema, version {version}, is older than this macrowatch's "
+                         f"{schema.SCHEMA_VERSION} and must be upgraded first: the next `macrowatch run` does it)") \
+            from exc
+
+
 def _open_postgres(url: str, call_timeout: float | None) -> Db:
     from .postgres import PostgresDb  # psycopg is imported only for a PostgreSQL store
 

@@ -38,19 +38,32 @@ class _Tx:
         return {r[0] for r in self.query(_TABLES)}
 
 
+def _read_only_uri(path: Path) -> str:
+    """A URI that reads the file without writing or creating anything, even where the reader may not write.
+
+    A WAL store is read through its `-wal` and `-shm` files. While they exist (a daemon has the store open, or
+    died with it open) `mode=ro` reads through them. Without them every commit is in the file itself, and
+    `mode=ro` alone would create them (left behind, owned by the reader) or fail where it cannot; `immutable=1`
+    reads the file as it is instead. A writer starting meanwhile writes to a new `-wal`, not to the file, so
+    the read is of the store as it was a moment before.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return uri if Path(f"{path}-wal").exists() else f"{uri}&immutable=1"
+
+
 class SqliteDb:
     """One connection to a SQLite file, shared by the daemon's threads under a lock."""
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
         self.name = str(path)
         self._lock = threading.RLock()
         try:
             # isolation_level=None: no implicit transactions; `transaction()` says BEGIN and COMMIT itself.
             # check_same_thread=False: scheduler jobs run in threads; the lock serialises them.
-            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(_read_only_uri(path) if read_only else path, timeout=BUSY_TIMEOUT_S,
+                                         isolation_level=None, check_same_thread=False, uri=read_only)
         except sqlite3.Error as e:
             raise StoreError(f"store {self.name}: cannot open it ({e})") from e
 
