@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import zoneinfo
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,6 +92,7 @@ class Daemon:
     deliver_lock: threading.Lock = field(default_factory=threading.Lock)  # one delivery pass at a time
     stopping: threading.Event = field(default_factory=threading.Event)
     started: dt.datetime | None = None
+    progress: float = field(default_factory=time.monotonic)  # when it last polled or evaluated (monotonic)
     inputs: Inputs = field(init=False)       # which instruments and series have their history (inputs.py)
     schedule_failures: int = 0               # release calendar refreshes failed in a row (retried: scheduler.py)
     _late_closes: set[tuple[str, dt.date]] = field(default_factory=set)
@@ -524,6 +526,7 @@ class Daemon:
     def record_start(self, every: float | None = None) -> None:
         """Record a start under way, before its catch-up (no heartbeat until that is done): a stop recorded
         earlier is over."""
+        self.progress = time.monotonic()
         self.store.save_state("daemon", {**self._liveness(self.clock.now(), every), "catching_up": True})
 
     def record_stop(self, every: float | None = None) -> None:
@@ -628,6 +631,7 @@ class Daemon:
         log.warning("%s source: %s", name, reason)
 
     def _count(self, name: str, value: float = 1, **labels: str) -> None:
+        self.progress = time.monotonic()  # a poll or an evaluation done: the daemon is working, not stuck
         if self.metrics is not None:
             self.metrics.inc(f"macrowatch_{name}_total", value, **labels)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -150,6 +151,11 @@ class Runner:
     def retrying(self) -> bool:
         """Whether the catch-up failed and waits for its next try (alive, not stuck: see service.run)."""
         return not self.caught_up.is_set() and self._startup_failure is not None
+
+    def catching_up(self, stall: float) -> bool:
+        """Whether the catch-up is under way and has polled or evaluated within `stall` seconds: working (a first
+        start fetches years of history), not stuck (see service.run)."""
+        return not self.caught_up.is_set() and time.monotonic() - self.daemon.progress < stall
 
     def run(self) -> None:
         """Start, then block until `stop()` (a signal handler calls it); finish in-flight jobs and return."""

@@ -22,6 +22,11 @@ from macrowatch.store.postgres import password
 
 log = logging.getLogger("macrowatch.service")
 
+# The heartbeat job pings systemd's watchdog once the catch-up is done; during the catch-up (a first start
+# fetches years of history, longer than WatchdogSec) the main loop pings it while the catch-up still polls or
+# evaluates: one silent for this long is stuck, and the watchdog restarts the process.
+CATCH_UP_STALL = 300.0
+
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret value the config expanded (channel URLs and their tokens, the FRED key), for log scrubbing."""
@@ -139,7 +144,7 @@ def run(config_path: Path, config: Config) -> int:
         if leading is None:  # standing by: no heartbeat job pings systemd's watchdog
             sdnotify.watchdog()
             sdnotify.status(f"standby: {ha.HOLDER} waits for {runner.lease.waits_for}")
-        elif leading.retrying():  # a failed catch-up waits for its next try: alive, not stuck
+        elif leading.retrying() or leading.catching_up(CATCH_UP_STALL):  # alive, not stuck
             sdnotify.watchdog()
             sdnotify.status(leading.startup_status() or "")
     runner.shutdown()
