@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the bench scripts, run as processes
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -18,19 +20,28 @@ def last_json(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+REPLAY = ["bench/replay.py", "--sizes", "3,6", "--years", "2"]
+
+
+@pytest.fixture(scope="module")
+def replay_report() -> dict:
+    """The replay bench, run once for the tests that read its report."""
+    return last_json(REPLAY)
+
+
 @pytest.mark.parametrize("args, keys", [
-    (["bench/replay.py", "--sizes", "3,6", "--years", "2"], {"replay_s", "load_s", "ratio", "alerts", "sizes"}),
+    (REPLAY, {"replay_s", "load_s", "ratio", "alerts", "sizes"}),
     (["bench/latency.py", "--releases", "3"], {"p50_s", "p99_s", "max_s", "fred_requests_per_min",
                                                "baseline_p50_s"}),
     (["bench/footprint.py", "--idle", "2"], {"ready_s", "rss_mb", "idle_cpu_pct"}),
 ], ids=["replay", "latency", "footprint"])
-def test_bench_prints_its_figures(args, keys):
-    report = last_json(args)
+def test_bench_prints_its_figures(args, keys, request):
+    report = request.getfixturevalue("replay_report") if args is REPLAY else last_json(args)
     assert keys <= set(report)
     assert all(isinstance(report[k], int | float | list) for k in keys)
 
 
-def test_replay_bench_grows_with_instruments():
-    report = last_json(["bench/replay.py", "--sizes", "3,6", "--years", "2"])
+def test_replay_bench_grows_with_instruments(replay_report):
+    report = replay_report
     small, large = report["sizes"]
     assert large["bars"] == 2 * small["bars"] and large["instruments"] == 6

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import zoneinfo
-from pathlib import Path
 
 import pytest
 
+from daemonproc import Daemon, environment
 from stubs.fred import KEY, FredStub
 from stubs.webhook import WebhookReceiver
 from stubs.yahoo import YahooStub
+
+pytestmark = pytest.mark.slow  # `macrowatch run` as a subprocess
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 D = dt.date
@@ -61,52 +60,23 @@ def bars(closes: list[float], sessions: list[D] = SESSIONS):
     return [(d, c, c + 1, c - 1, c, 1e9) for d, c in zip(sessions, closes, strict=True)]
 
 
-class Daemon:
-    """One `macrowatch run` process and its output."""
-
-    def __init__(self, tmp_path: Path, now: dt.datetime, env: dict[str, str]):
-        exe = Path(sys.executable).parent / "macrowatch"
-        self.log = (tmp_path / f"daemon-{time.monotonic_ns()}.log").open("w+")
-        self.proc = subprocess.Popen([str(exe), "run", "-c", str(tmp_path / "mw.yaml")], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env={**env, "MACROWATCH_NOW": now.isoformat()})
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
-
-    def wait_for_line(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in the daemon's output:\n{self.output()}")
-            time.sleep(0.1)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def world(tmp_path, yahoo_stub: YahooStub, fred_stub: FredStub, webhook: WebhookReceiver):
     yahoo_stub.add_daily("^GSPC", bars(CLOSES))
     fred_stub.add_series("PAYEMS", PAYEMS)
-    env = {**os.environ, "MW_TEST_FRED_KEY": KEY, "MW_TEST_TRADING": webhook.url("json"), "HOME": str(tmp_path),
-           "NO_PROXY": "127.0.0.1,localhost", "MACROWATCH_LOG_FORMAT": "kv"}
+    env = environment(tmp_path, MW_TEST_FRED_KEY=KEY, MW_TEST_TRADING=webhook.url("json"))
     started: list[Daemon] = []
 
     def start(now: dt.datetime, release_time: str = "08:30", extra: str = "") -> Daemon:
         (tmp_path / "mw.yaml").write_text(extra + CONFIG.format(fred=fred_stub.base_url, yahoo=yahoo_stub.url,
                                                                 time=release_time))
-        daemon = Daemon(tmp_path, now, env)
+        daemon = Daemon(tmp_path / "mw.yaml", env, tmp_path / f"daemon-{len(started)}.log", now=now)
         started.append(daemon)
         return daemon
 
     yield start, yahoo_stub, fred_stub, webhook
     for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
+        daemon.close()
 
 
 def messages(webhook: WebhookReceiver) -> list[str]:

@@ -276,6 +276,7 @@ def _printed(stdout: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
+@pytest.mark.slow
 def test_demo_command_prints_charts_and_delivers_each_alert_once(tmp_path, webhook):
     charts = tmp_path / "charts"
     env = _demo_env(tmp_path)
@@ -306,6 +307,7 @@ def _unshare_works() -> bool:
     return bool(unshare) and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _unshare_works(), reason="unshare -n (a network namespace) is not available")
 def test_demo_runs_with_no_network_at_all(tmp_path):
     proc = subprocess.run(["unshare", "-n", _console_script(), "demo", "--speed", str(FAST),

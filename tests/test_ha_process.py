@@ -11,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from daemonproc import Daemon, environment, macrowatch
 from stubs.fred import KEY
 from stubs.tcpproxy import TcpProxy
 from test_daemon_process import AUGUST, CLOSES, NY, PAYEMS, SESSIONS, bars  # the same market and release
+
+pytestmark = pytest.mark.slow  # `macrowatch run` processes failing over
 
 LEASE_S = 3
 SLACK_S = 0.75   # reading the logs, and a loaded CI machine's scheduling: the design's bound is LEASE_S itself
@@ -50,46 +51,6 @@ rules:
 """
 
 
-class Instance:
-    """One `macrowatch run` process, its log, and when each awaited line first appeared in it."""
-
-    def __init__(self, name: str, config: Path, env: dict[str, str]):
-        self.name = name
-        self.log_path = config.parent / f"{name}.log"
-        self.log = self.log_path.open("w+")
-        exe = Path(sys.executable).parent / "macrowatch"
-        self.proc = subprocess.Popen([str(exe), "run", "-c", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> float:
-        """Wait for a line holding `text`; return the monotonic time it was seen."""
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in {self.name}'s output:\n{self.output()}")
-            time.sleep(0.02)
-        return time.monotonic()
-
-    def logged_at(self, text: str) -> float:
-        """The Unix time stamped on the first log line holding `text` (both processes share this host's clock)."""
-        line = next(line for line in self.output().splitlines() if text in line)
-        stamp = line.split(" ", 1)[0].removeprefix("ts=")
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-
 class World:
     """The stubs, the database and the instances of one test."""
 
@@ -99,7 +60,7 @@ class World:
         self.config.write_text(CONFIG.format(lease=LEASE_S, fred=fred.base_url, yahoo=yahoo.url))
         yahoo.add_daily("^GSPC", bars(CLOSES, SESSIONS))
         fred.add_series("PAYEMS", PAYEMS)
-        self.instances: list[Instance] = []
+        self.instances: list[Daemon] = []
         self._t0 = time.monotonic()
         self.start_at = RELEASE - dt.timedelta(seconds=8)
 
@@ -107,12 +68,10 @@ class World:
         """The daemons' shared clock: `start_at` when the world was made, then real time."""
         return self.start_at + dt.timedelta(seconds=time.monotonic() - self._t0)
 
-    def start(self, name: str, store_url: str | None = None) -> Instance:
-        env = {**os.environ, "MW_TEST_FRED_KEY": KEY, "MW_TEST_TRADING": self.webhook.url("json", f"/hook/{name}"),
-               "MW_TEST_STORE": store_url or self.url, "HOME": str(self.tmp_path / name),
-               "NO_PROXY": "127.0.0.1,localhost", "MACROWATCH_LOG_FORMAT": "kv",
-               "MACROWATCH_NOW": self.now().isoformat()}
-        instance = Instance(name, self.config, env)
+    def start(self, name: str, store_url: str | None = None) -> Daemon:
+        env = environment(self.tmp_path / name, MW_TEST_FRED_KEY=KEY, MW_TEST_STORE=store_url or self.url,
+                          MW_TEST_TRADING=self.webhook.url("json", f"/hook/{name}"))
+        instance = Daemon(self.config, env, self.tmp_path / f"{name}.log", now=self.now(), name=name)
         self.instances.append(instance)
         return instance
 
@@ -125,28 +84,24 @@ class World:
         return [r.path.rsplit("/", 1)[-1] for r in self.webhook.delivered()]
 
     def status(self) -> dict:
-        exe = Path(sys.executable).parent / "macrowatch"
-        proc = subprocess.run([str(exe), "status", "-c", str(self.config), "--format", "json"], capture_output=True,
+        proc = subprocess.run(macrowatch("status", "-c", str(self.config), "--format", "json"), capture_output=True,
                               text=True, timeout=60, env={**os.environ, "MW_TEST_STORE": self.url,
                                                           "MW_TEST_FRED_KEY": KEY, "MW_TEST_TRADING": "json://x"})
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    def leader_and_standby(self) -> tuple[Instance, Instance]:
+    def leader_and_standby(self) -> tuple[Daemon, Daemon]:
         """Start a, wait until it leads and has warmed up, then b, until it stands by."""
         a = self.start("a")
-        a.wait_for("leading: ")
-        a.wait_for("warmed up")
+        a.wait_for_line("leading: ")
+        a.wait_for_line("warmed up")
         b = self.start("b")
-        b.wait_for("standing by")
+        b.wait_for_line("standing by")
         return a, b
 
     def close(self) -> None:
         for instance in self.instances:
-            if instance.proc.poll() is None:
-                instance.proc.kill()
-                instance.proc.wait()
-            instance.log.close()
+            instance.close()
 
 
 @pytest.fixture
@@ -163,9 +118,10 @@ def test_leader_killed_during_a_release_burst_the_standby_delivers_once(world):
     assert world.fred.calls("/series/observations"), "the leader's burst has not polled FRED"
     assert world.webhook.requests == []
     a.kill()
+    a.proc.wait(timeout=10)
     killed = time.monotonic()
     world.publish()
-    led = b.wait_for("lease taken: ", timeout=LEASE_S + 10)
+    led = b.wait_for_line("lease taken: ", timeout=LEASE_S + 10)
     world.webhook.wait_for(1, timeout=20)
     arrived = time.monotonic()
     time.sleep(3)  # room for a wrong second delivery
@@ -190,9 +146,10 @@ def test_leader_killed_during_a_delivery_at_most_one_repeat_counted(world, recor
         assert time.monotonic() < deadline, f"no delivery started:\n{a.output()}"
         time.sleep(0.02)
     a.kill()                   # between the send and its record
+    a.proc.wait(timeout=10)
     killed = time.monotonic()
     world.webhook.restore()    # the held request is answered: the first delivery did arrive
-    led = b.wait_for("lease taken: ", timeout=LEASE_S + 10)
+    led = b.wait_for_line("lease taken: ", timeout=LEASE_S + 10)
     world.webhook.wait_for(2, timeout=20)
     time.sleep(3)
     got = world.deliveries()
@@ -215,15 +172,15 @@ def test_leader_killed_during_a_delivery_at_most_one_repeat_counted(world, recor
 def test_a_network_cut_hands_over_and_the_old_leader_stops(world, postgres_server, mode):
     with TcpProxy(postgres_server.host, postgres_server.port) as proxy:
         a = world.start("a", world.url.replace(f":{postgres_server.port}/", f":{proxy.port}/"))
-        a.wait_for("leading: ")
-        a.wait_for("warmed up")
+        a.wait_for_line("leading: ")
+        a.wait_for_line("warmed up")
         b = world.start("b")
-        b.wait_for("standing by")
+        b.wait_for_line("standing by")
         time.sleep(1)
         proxy.cut(mode)
         cut = time.time()
-        a.wait_for("lost the lease", timeout=LEASE_S + 10)
-        b.wait_for("lease taken: ", timeout=LEASE_S + 10)
+        a.wait_for_line("lost the lease", timeout=LEASE_S + 10)
+        b.wait_for_line("lease taken: ", timeout=LEASE_S + 10)
         lost, led = a.logged_at("lost the lease"), b.logged_at("lease taken: ")
         print(f"\n{mode} cut -> old leader stops: {lost - cut:.2f} s; cut -> standby leads: {led - cut:.2f} s")
         assert lost < led, "the old leader still held itself the leader when the new one took over"
@@ -233,7 +190,7 @@ def test_a_network_cut_hands_over_and_the_old_leader_stops(world, postgres_serve
         world.publish()
         world.webhook.wait_for(1, timeout=20)
         proxy.heal()            # the old leader finds its database again, and the lease taken: a standby now
-        a.wait_for("the database answers again", timeout=30)
+        a.wait_for_line("the database answers again", timeout=30)
         time.sleep(3)
         assert world.deliveries() == ["b"]
         assert a.output().count("leading: ") == 1

@@ -14,7 +14,7 @@ import pytest
 
 from macrowatch.cli import cli
 from macrowatch.config import load, rules, sections
-from macrowatch.config.types import LevelKind, Measure, Outcome, Severity, Trigger
+from macrowatch.config.types import RULE_OUTCOMES, LevelKind, LevelState, Measure, Severity, Trigger
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -34,6 +34,7 @@ def test_ci_runs_the_readme_test_command():
     assert "pip install -e '.[test]'" in test_cmd and "pytest" in test_cmd
 
 
+@pytest.mark.slow
 def test_readme_run_command_works(tmp_path):
     """The run command's install is the plain one; what it then runs (the offline demo) succeeds here."""
     run_cmd = _commands()["run"]
@@ -57,8 +58,8 @@ def test_every_command_is_documented():
 @pytest.mark.parametrize("word", [
     *load.TOP_KEYS, *rules.RULE_KEYS, *sections.BREAKOUT_KEYS,
     "all", "any", "not", "state", "entered", "outcome", "within", "narrow_range",
-    *(k.value for k in LevelKind), *(m.value for m in Measure), *(o.value for o in Outcome),
-    *(s.value for s in Severity), *(t.value for t in Trigger),
+    *(k.value for k in LevelKind), *(m.value for m in Measure), *(o.value for o in RULE_OUTCOMES),
+    *(s.value for s in Severity), *(t.value for t in Trigger), *(s.value for s in LevelState),
     "fred_release_id", "dates", "consensus", "beat_by", "higher_is", "symbol", "calendar", "since", "bars", "side",
     "api_key", "url", "listen", "intraday", "lease",
 ])

@@ -2,10 +2,11 @@
 
 `scheduler.py` decides when each job runs (APScheduler); this module decides what it does. Every job reads
 `now` from the injected clock and serialises engine access behind one lock, so jobs on several worker
-threads never interleave an evaluation. Events are fed to the engine in time order through the same
-`replay.events` as `macrowatch replay`, so a close or a release missed while the daemon was down is
-evaluated once on the next pass (the engine ignores what it has applied; the outbox ignores an alert key it
-has seen), never skipped and never twice.
+threads never interleave an evaluation. `advance` reads from the store every event the engine has not
+applied (bars and release prints up to `now`, of the inputs with their whole history: inputs.py) and feeds
+them through `Engine.feed`, the call `macrowatch replay` makes, so a close or a release missed while the
+daemon was down is evaluated once on the next pass (the engine ignores what it has applied; the outbox
+ignores an alert key it has seen), never skipped and never twice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from macrowatch.notify.outbox import Dispatcher, Outcome
 from macrowatch.notify.render import Context
 from macrowatch.replay import History, macro_prints
 from macrowatch.sources import calendar
-from macrowatch.sources.base import FredError, MacroFeed, PriceFeed
+from macrowatch.sources.base import CalendarFor, FredError, MacroFeed, PriceFeed, calendar_for
 from macrowatch.store import StoreError
 
 log = logging.getLogger("macrowatch.app")
@@ -98,13 +99,34 @@ class Daemon:
     _late_closes: set[tuple[str, dt.date]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.engine = Engine(self.config)
-        saved = self.store.load_state("engine")
-        if saved is not None:
-            self.engine.load(saved)
+        self.engine, saved, readable = self._saved_engine()
+        # A state it could not read tells no inputs (for a store from before their record): all new, from now.
         self.inputs = Inputs(self.config, self.store.load_state("inputs"), saved, self.clock.now())
+        if not readable:
+            self._rebuild()
         self.schedule = self.schedule or self._saved_schedule()
         self.dispatcher = self._dispatcher(self.config)
+
+    def _saved_engine(self) -> tuple[Engine, dict | None, bool]:
+        """The engine the store saved, that state, and whether it could be read: a new engine (and None) when
+        there is none, or when it cannot be read (another version no migration reaches, or garbled: logged)."""
+        engine = Engine(self.config)
+        try:
+            saved = self.store.load_state("engine")
+            if saved is not None:
+                engine.load(saved)
+            return engine, saved, True
+        except ValueError as exc:  # StateError, or a state that is not JSON
+            log.warning("saved engine state not loaded (%s): the engine is rebuilt from the store's history at the "
+                        "next evaluation; only alerts for events after each input began to be watched are sent, "
+                        "once", exc)
+            return Engine(self.config), None, False
+
+    def _rebuild(self) -> None:
+        """The next evaluation rebuilds the engine from the store's whole history, as when inputs complete
+        (inputs.py): the alerts of that rebuild are news only after each input's watch began, and the outbox
+        drops those it has already."""
+        self.inputs.fresh |= {k for k in self.inputs.items if self.inputs.complete(k)}
 
     # ---- wiring ---------------------------------------------------------------------------------------
     def _dispatcher(self, config: Config) -> Dispatcher:
@@ -124,8 +146,10 @@ class Daemon:
             out |= {at for d in days if (at := dt.datetime.combine(d, config.releases[release].time, tz)) <= until}
         return sorted(out)
 
-    def calendar_for(self, inst: Instrument) -> str:
-        return inst.calendar or self.config.calendar
+    @property
+    def calendar_for(self) -> CalendarFor:
+        """Each instrument's exchange calendar code, by the running config."""
+        return calendar_for(self.config)
 
     def _by_calendar(self) -> dict[str, dict[str, Instrument]]:
         out: dict[str, dict[str, Instrument]] = {}
@@ -297,10 +321,9 @@ class Daemon:
         try:
             yield
         except Exception:
-            engine, saved = Engine(self.config), self.store.load_state("engine")
-            if saved is not None:
-                engine.load(saved)
-            self.engine = engine
+            self.engine, _saved, readable = self._saved_engine()
+            if not readable:
+                self._rebuild()
             raise
 
     def _unseen(self, now: dt.datetime, engine: Engine, inputs: set[str] | None = None) -> History:

@@ -7,13 +7,13 @@ import zoneinfo
 
 from macrowatch.config.types import Config
 from macrowatch.sources import calendar
-from macrowatch.sources.base import FredError, MacroFeed
+from macrowatch.sources.base import FredError, MacroFeed, calendar_for
 
 
 def session_lines(config: Config, today: dt.date, days: int) -> list[str]:
     """A line per exchange session from today on; weekdays without a session are named as holidays."""
     tz = zoneinfo.ZoneInfo(config.timezone)
-    codes = sorted({config.calendar, *(i.calendar for i in config.instruments.values() if i.calendar)})
+    codes = sorted({config.calendar, *map(calendar_for(config), config.instruments.values())})
     end = today + dt.timedelta(days=days)
     lines = []
     for code in codes:

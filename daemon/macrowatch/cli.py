@@ -300,22 +300,20 @@ def fetch(config_path: Path, since) -> None:
     """
     from macrowatch.clock import system_clock
     from macrowatch.fetch import fetch as fetch_all
-    from macrowatch.sources.fred import FredClient
-    from macrowatch.sources.prices import PriceSource
-    from macrowatch.store import StoreError, open_store
+    from macrowatch.store import StoreError
+    from macrowatch.wiring import open_store_for, sources_for
 
     config = load_or_exit(config_path)
     now = system_clock().now()
     start = since.date() if since else now.date().replace(year=now.year - 5)
     try:
-        store = open_store(config.store)
+        store = open_store_for(config)
     except StoreError as exc:
         click.echo(f"macrowatch fetch: {exc}", err=True)
         sys.exit(1)
     with store:
-        prices = PriceSource(config.yahoo.url, Path(store.name).parent / "yfinance-cache")
-        fred = FredClient.from_config(config.fred)
-        report = fetch_all(config, store, prices, fred, start, now)
+        sources = sources_for(config, store)
+        report = fetch_all(config, store, sources.prices, sources.fred, start, now)
     for line in report.lines:
         click.echo(line)
     for failure in report.failures:
@@ -429,9 +427,9 @@ def calendar_cmd(config_path: Path, days: int) -> None:
     today = system_clock().now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
     macro = None
     if config.fred.api_key and any(r.fred_release_id for r in config.releases.values()):
-        from macrowatch.sources.fred import FredClient
+        from macrowatch.wiring import fred_for
 
-        macro = FredClient.from_config(config.fred)
+        macro = fred_for(config)
     for line in session_lines(config, today, days):
         click.echo(line)
     lines, problems = release_lines(config, macro, today, days)

@@ -6,7 +6,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from macrowatch.config.types import Config, Instrument
+from macrowatch.config.types import Config
+from macrowatch.sources.base import calendar_for
 from macrowatch.sources.fred import FredClient, FredError
 from macrowatch.sources.prices import PriceSource
 from macrowatch.store import Store
@@ -20,13 +21,6 @@ class FetchReport:
 
     lines: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-
-
-def calendar_for(config: Config):
-    """The exchange calendar code of an instrument (its own, else the config's)."""
-    def code(inst: Instrument) -> str:
-        return inst.calendar or config.calendar
-    return code
 
 
 def fetch_prices(config: Config, store: Store, prices: PriceSource, since: dt.date, now: dt.datetime) -> list[str]:

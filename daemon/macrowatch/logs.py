@@ -18,15 +18,15 @@ import os
 import re
 import sys
 import sysconfig
-import threading
 import traceback
-from collections.abc import Iterable
 from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
+
+from macrowatch.secrets import MASK as MASK
+from macrowatch.secrets import MIN_SECRET as MIN_SECRET
+from macrowatch.secrets import SecretFilter
+from macrowatch.secrets import url_secrets as url_secrets
 
 FORMATS = ("kv", "json")
-MASK = "***"
-MIN_SECRET = 4            # shorter "secrets" would mask ordinary words and numbers all over the log
 TRACE_FRAMES = 8          # the innermost frames kept in `trace`; the outer ones are counted, not listed
 _RESERVED = ("ts", "level", "logger", "msg", "exc", "trace")
 _BARE = re.compile(r'[^\s"=\\\x00-\x1f\x7f]+\Z')
@@ -140,64 +140,8 @@ class LineFormatter(logging.Formatter):
 
 # ---- secrets ------------------------------------------------------------------------------------------
 
-def _tokenish(part: str) -> bool:
-    # Tokens mix digits or case; a plain lower-case word ("services", "webhooks") is part of the API's path.
-    return len(part) >= 6 and not (part.isalpha() and part.islower())
-
-
-def url_secrets(url: str) -> set[str]:
-    """The secret pieces of an apprise URL: itself, its user and password, a dot-less host, token-like segments."""
-    out = {url}
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return out
-    user, _, password = parts.netloc.rpartition("@")[0].partition(":")
-    out |= {unquote(password)} | ({unquote(user)} if _tokenish(unquote(user)) else set())
-    host = parts.netloc.rpartition("@")[2]
-    if host and "." not in host and host != "localhost":
-        # tgram://BOT_ID:TOKEN/...: a dot-less "host" is not a server but a token, colon and all.
-        out |= {unquote(host)} | {p for p in unquote(host).split(":") if _tokenish(p)}
-    out |= {unquote(seg) for seg in parts.path.split("/") if _tokenish(unquote(seg))}
-    for pair in parts.query.split("&"):
-        value = unquote(pair.partition("=")[2])
-        if _tokenish(value):
-            out.add(value)
-    return {s for s in out if len(s) >= MIN_SECRET}
-
-
-class SecretFilter(logging.Filter):
-    """Masks every known secret with `***`: on the record for any handler, and in the final line on ours."""
-
-    def __init__(self, secrets: Iterable[str] = ()):
-        super().__init__()
-        self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
-        self.update(secrets)
-
-    def update(self, secrets: Iterable[str]) -> None:
-        """Replace the known secrets (after a reload); strings shorter than MIN_SECRET are ignored."""
-        known = {s for s in secrets if s and len(s) >= MIN_SECRET}
-        # Longest first, so that a whole URL is masked as one, not piece by piece around its tokens.
-        ordered = sorted(known, key=len, reverse=True)
-        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        with self._lock:
-            self._pattern = pattern
-
-    def redact(self, text: str) -> str:
-        """`text` with each known secret replaced by ***."""
-        pattern = self._pattern
-        return pattern.sub(MASK, text) if pattern is not None and text else text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._pattern is None:
-            return True
-        # Merging the args first masks a secret passed as an argument as well as one in the format string.
-        record.msg, record.args = self.redact(_message(record)), None
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            record.fields = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
-        return True
+# The rules and the filter live in secrets.py, the one secret masker: SecretFilter, url_secrets, MASK and
+# MIN_SECRET are imported from there above, for the callers that know them as logs.*.
 
 
 # ---- warnings -----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shared data types that cross module boundaries: bars, vintages, release prints, alerts."""
+"""Shared data types that cross module boundaries: bars (one by one, and as numpy columns), vintages, release
+prints, alerts."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from macrowatch.engine.outcomes import SeriesHistory, prints
 from macrowatch.engine.timeline import ns
 from macrowatch.model import Alert, Bar, Bars, Print, Vintage
 from macrowatch.sources import files
+from macrowatch.sources.base import calendar_for
 from macrowatch.sources.calendar import CALENDAR_START, close_columns
 
 
@@ -54,7 +55,7 @@ def load_history(config: Config, data_dir: Path) -> History:
         cols = files.read_prices(path)
         if not len(cols):
             raise files.DataError(f"{path}: no bars")
-        code = inst.calendar or config.calendar
+        code = calendar_for(config)(inst)
         at = close_array(code, cols.session, zoneinfo.ZoneInfo(config.timezone))
         if np.isnat(at).any():
             i = int(np.argmax(np.isnat(at)))
@@ -89,12 +90,7 @@ def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
     release = config.releases[macro.release]
     history = SeriesHistory.from_vintages(vintages)
     release_at = {d: dt.datetime.combine(d, release.time, tz) for d in history.release_days()}
-    if override is not None:
-        consensus, label = override, "consensus (data)"
-    elif macro.consensus_file is not None:
-        consensus, label = files.read_consensus(macro.consensus_file).get(macro.series, {}), "consensus (file)"
-    else:
-        consensus, label = dict(macro.consensus), "consensus (config)"
+    consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"))
     return prints(macro, history, release_at, consensus, label)
 
 

@@ -42,6 +42,7 @@ from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import assess
 from macrowatch.model import Alert, Bar, Print
 from macrowatch.sources import files
+from macrowatch.sources.base import calendar_for
 from macrowatch.sources.calendar import close_times
 
 DEFAULT_START = dt.date(2024, 1, 2)
@@ -243,7 +244,7 @@ def _bars(r: Reader, node: YNode, config: Config, start: dt.date, what: str) -> 
         except NotationError as exc:
             r.error(value.loc, f"{where}: {exc}")
             continue
-        code = config.instruments[iid].calendar or config.calendar
+        code = calendar_for(config)(config.instruments[iid])
         sessions = _sessions(code, start, len(closes))
         if sessions is None:
             r.error(value.loc, f"{where}: the {code} calendar has no sessions for these {len(closes)} closes "
@@ -284,12 +285,14 @@ def _releases(r: Reader, node: YNode, config: Config, what: str, zone: zoneinfo.
 def _prints(r: Reader, node: YNode, config: Config, macro: Macro, where: str,
             zone: zoneinfo.ZoneInfo) -> list[Print]:
     rows = [row for row in (_print_row(r, item, where) for item in node.value) if row is not None]
-    theirs, label = _config_consensus(r, node, macro, where)
+    if not _config_consensus_reads(r, node, macro, where):
+        return []
     time = config.releases[macro.release].time
     out, firsts = [], []  # firsts: the earlier first prints, for the baseline consensus
     for day, actual, consensus, prior, period in sorted(rows, key=lambda row: row[0]):
         period = period or (day.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
-        given = ({period: consensus}, "consensus (test)") if consensus is not None else (theirs, label)
+        # A print's own consensus comes first, then the config's, as replay takes it: files.consensus_for.
+        given = files.consensus_for(macro, None if consensus is None else ({period: consensus}, "consensus (test)"))
         out.append(assess(macro, dt.datetime.combine(day, time, zone), period, actual, prior, *given, firsts))
         firsts.append(actual)
     return out
@@ -305,15 +308,14 @@ def _print_row(r: Reader, node: YNode, where: str):
     return row if len(r.problems.errors) == errors and "date" in f and "actual" in f else None
 
 
-def _config_consensus(r: Reader, node: YNode, macro: Macro, where: str) -> tuple[dict[dt.date, float], str]:
-    """The consensus replay would take from the config: its file, else its inline table."""
-    if macro.consensus_file is None:
-        return dict(macro.consensus), "consensus (config)"
+def _config_consensus_reads(r: Reader, node: YNode, macro: Macro, where: str) -> bool:
+    """Whether the config's consensus (its file) reads; an error at the test's prints when not."""
     try:
-        return files.read_consensus(macro.consensus_file).get(macro.series, {}), "consensus (file)"
+        files.consensus_for(macro)
     except files.DataError as exc:
         r.error(node.loc, f"{where}: the config's consensus file: {exc}")
-        return {}, "consensus (file)"
+        return False
+    return True
 
 
 def _expect(r: Reader, node: YNode, config: Config, what: str, zone: zoneinfo.ZoneInfo) -> list[Expected]:

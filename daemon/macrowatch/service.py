@@ -12,13 +12,14 @@ from pathlib import Path
 
 from macrowatch import ha, health, logs, sdnotify
 from macrowatch.app import Daemon
-from macrowatch.clock import stop_aware_sleep, system_clock
+from macrowatch.clock import system_clock
 from macrowatch.config import Config, load_config
 from macrowatch.reloads import check_reloadable
 from macrowatch.scheduler import Runner
+from macrowatch.secrets import SecretFilter, store_secrets, url_secrets
 from macrowatch.sources.calendar import calendar_names
 from macrowatch.store import is_url
-from macrowatch.store.postgres import password
+from macrowatch.wiring import open_store_for, sources_for
 
 log = logging.getLogger("macrowatch.service")
 
@@ -30,12 +31,11 @@ CATCH_UP_STALL = 300.0
 
 def secrets_of(config: Config) -> list[str]:
     """Every secret value the config expanded (channel URLs and their tokens, the FRED key), for log scrubbing."""
-    urls = [u for ch in config.channels.values() for u in ch.urls]
-    out = set(urls) | {part for u in urls for part in logs.url_secrets(u)}
+    out = {part for ch in config.channels.values() for u in ch.urls for part in url_secrets(u)}
     if config.fred.api_key:
         out.add(config.fred.api_key)
-    if is_url(config.store) and (secret := password(config.store)):
-        out.add(secret)
+    if is_url(config.store):
+        out |= store_secrets(config.store)
     return sorted(out, key=len, reverse=True)
 
 
@@ -45,17 +45,10 @@ def build(config: Config, clock, metrics, store=None) -> Daemon:
     The sources' retry backoff and FRED's rate limit sleep until the daemon stops, not longer: a stop is never
     stuck behind them (nor behind a burst's wait, `Clock.wait`).
     """
-    from macrowatch.sources.fred import FredClient
-    from macrowatch.sources.prices import PriceSource
-    from macrowatch.store import default_path, is_url, open_store
-
-    store = store if store is not None else open_store(config.store)
-    # yfinance's disk caches stay on this host, beside a SQLite store or in the local state directory.
-    cache = default_path().parent if is_url(store.name) else Path(store.name).parent
+    store = store if store is not None else open_store_for(config)
     stopping = threading.Event()
-    prices = PriceSource(config.yahoo.url, cache / "yfinance-cache", sleep=stop_aware_sleep(stopping))
-    fred = FredClient.from_config(config.fred, sleep=stop_aware_sleep(stopping))
-    return Daemon(config, store, clock, prices, fred, metrics=metrics, stopping=stopping)
+    sources = sources_for(config, store, stopping)  # yfinance's disk caches stay on this host: wiring.local_dir
+    return Daemon(config, store, clock, sources.prices, sources.fred, metrics=metrics, stopping=stopping)
 
 
 def healthy(supervisor: ha.Supervisor, clock, every: float):
@@ -84,15 +77,13 @@ def run(config_path: Path, config: Config) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code."""
     handler = logs.setup(os.environ.get("MACROWATCH_LOG_LEVEL", "INFO"), sys.stdout,
                          os.environ.get("MACROWATCH_LOG_FORMAT", "kv"))
-    scrub = logs.SecretFilter(secrets_of(config))
+    scrub = SecretFilter(secrets_of(config))
     handler.addFilter(scrub)
     for chatty in ("apscheduler", "apprise"):  # a line per job run (every 2 s) is noise, not news
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    from macrowatch.store import open_store
-
     clock = system_clock()
     metrics = health.Metrics()
-    store = open_store(config.store)
+    store = open_store_for(config)
     beat = min(10.0, (sdnotify.watchdog_interval() or 20.0) / 2)
     current = [config]  # the latest config that loaded: a new leadership starts from it
 

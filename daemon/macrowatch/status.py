@@ -14,7 +14,8 @@ from typing import Any
 
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
-from macrowatch.store import Store, StoreError, open_reader
+from macrowatch.store import Store, StoreError
+from macrowatch.wiring import open_store_for, store_target
 
 NO_EVALUATIONS = "no evaluations yet: `macrowatch run` evaluates the rules (`fetch` only stores data)"
 SILENT_BEATS = 3  # heartbeats missed in a row: the daemon is not running (or is stuck), as /healthz judges it
@@ -28,9 +29,9 @@ Report = dict[str, Any]
 def open_existing(config: Config, store: str | None = None) -> Store:
     """Open `store` (a path or URL), else the config's store, to read only; one that does not exist is an error
     here, not created empty."""
-    target = store if store is not None else config.store
+    target = store_target(config, store)
     try:
-        return open_reader(target)
+        return open_store_for(config, target, read_only=True)
     except StoreError as exc:
         if not str(exc).startswith("no store at"):
             raise
@@ -85,14 +86,15 @@ def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
 
 
 def _engine(config: Config, store: Store) -> dict[str, Any]:
-    saved = store.load_state("engine")
-    if saved is None:
-        return {"levels": None, "prints": [], "engine_error": None}
     engine = Engine(config)
     try:
+        saved = store.load_state("engine")
+        if saved is None:
+            return {"levels": None, "prints": [], "engine_error": None}
         engine.load(saved)
-    except (ValueError, KeyError, TypeError) as exc:
-        # A state from another version or a changed config: say so, show the rest of the report.
+    except ValueError as exc:  # StateError, or not JSON
+        # A state from another version, or garbled: say so, show the rest of the report. The daemon rebuilds it
+        # from the store's history at its next start (app.Daemon).
         return {"levels": None, "prints": [], "engine_error": f"saved engine state unreadable: {exc}"}
     # A level that has seen no close is neither below nor above: its state is None ("no data").
     levels = [{"level": lid, "instrument": m.level.instrument,

@@ -47,6 +47,8 @@ from .world import (
     sent,
 )
 
+pytestmark = pytest.mark.slow  # 50 `macrowatch run` processes killed with SIGKILL
+
 LONG = os.environ.get("MACROWATCH_LONG_TESTS") == "1"
 RUNS = int(os.environ.get("MACROWATCH_CRASH_RUNS") or (300 if LONG else 50))
 SEED = int(os.environ.get("MACROWATCH_CRASH_SEED") or 20190802)

@@ -616,6 +616,7 @@ def wait_until(check: Callable[[], bool], timeout: float, run) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_process_a_receiver_down_at_the_release_gets_it_once_when_back(processes):
     p = processes
     warm_up(p)
@@ -632,6 +633,7 @@ def test_process_a_receiver_down_at_the_release_gets_it_once_when_back(processes
     assert "level=error" not in run.output() and "Traceback" not in run.output()
 
 
+@pytest.mark.slow
 def test_process_fred_failing_at_the_release_fires_once_it_answers(processes):
     p = processes
     warm_up(p)
@@ -652,6 +654,7 @@ def test_process_fred_failing_at_the_release_fires_once_it_answers(processes):
     assert "level=error" not in run.output() and "Traceback" not in run.output()
 
 
+@pytest.mark.slow
 def test_process_restarted_with_the_clock_a_day_back_sends_nothing_again(processes):
     p = processes
     warm_up(p)

@@ -45,6 +45,8 @@ from macrowatch.engine.alerting import render
 from macrowatch.sources import files
 from macrowatch.sources.calendar import close_times
 
+pytestmark = pytest.mark.slow  # hypothesis fuzzing, monster files
+
 REPO = Path(__file__).resolve().parents[2]
 LONG = os.environ.get("MACROWATCH_LONG_TESTS") == "1"
 SCALE = 20 if LONG else 1

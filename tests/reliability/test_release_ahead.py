@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
+
 from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
@@ -67,6 +69,7 @@ def test_a_value_stored_by_a_catch_up_before_its_release_time_fires_at_the_relea
             stub.stop()
 
 
+@pytest.mark.slow
 def test_process_started_as_fred_publishes_fires_at_the_release_time(tmp_path):
     p = Processes(tmp_path, Scenario(WARM + 12))
     try:

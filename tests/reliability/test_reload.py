@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import zoneinfo
@@ -25,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+import daemonproc
 from macrowatch import ha
 from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
@@ -225,6 +223,7 @@ rules:
 SESSIONS = [dt.date(2019, 7, d) for d in (22, 23, 24, 25, 26, 29, 30, 31)] + [dt.date(2019, 8, 1)]
 
 
+@pytest.mark.slow
 def test_process_a_burst_of_sighups_ends_with_the_last_edit_and_a_store_change_is_refused(
         tmp_path, yahoo_stub: YahooStub, fred_stub: FredStub):
     yahoo_stub.add_daily("^GSPC", [(d, 95.0, 96.0, 94.0, 95.0, 1e9) for d in SESSIONS])
@@ -236,17 +235,11 @@ def test_process_a_burst_of_sighups_ends_with_the_last_edit_and_a_store_change_i
                                               rules=rules(n)))
 
     edit(1)
-    env = {**os.environ, "MW_TEST_FRED_KEY": KEY, "HOME": str(tmp_path), "NO_PROXY": "127.0.0.1,localhost",
-           "MACROWATCH_LOG_FORMAT": "kv", "MACROWATCH_NOW": dt.datetime(2019, 8, 1, 18, 0, tzinfo=NY).isoformat()}
     log = tmp_path / "daemon.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "macrowatch"), "run", "-c", str(path)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    daemon = daemonproc.Daemon(path, daemonproc.environment(tmp_path, MW_TEST_FRED_KEY=KEY), log,
+                               now=dt.datetime(2019, 8, 1, 18, 0, tzinfo=NY))
+    proc, wait_line = daemon.proc, daemon.wait_for_line
     try:
-        def wait_line(text: str, timeout: float = 20.0) -> None:
-            wait_for(lambda: text in log.read_text() or proc.poll() is not None, timeout, repr(text))
-            assert text in log.read_text(), log.read_text()
-
         wait_line("warmed up")
         # Another store, with a password, and a new rule: refused whole.
         edit(2, "postgresql://mw:hunter2secret@127.0.0.1:1/mw")
@@ -266,9 +259,7 @@ def test_process_a_burst_of_sighups_ends_with_the_last_edit_and_a_store_change_i
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        daemon.close()
     text = log.read_text()
     reloaded = [line for line in text.splitlines() if "config reloaded" in line]
     assert "6 rules" in reloaded[-1], reloaded

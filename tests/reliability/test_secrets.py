@@ -18,9 +18,6 @@ import json
 import logging
 import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 import zoneinfo
 from pathlib import Path
@@ -28,6 +25,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import daemonproc
 from macrowatch.app import Daemon
 from macrowatch.cli import cli
 from macrowatch.clock import FakeClock
@@ -271,6 +269,7 @@ def test_a_refused_reload_logs_no_secret(tmp_path, env, fred, caplog):
 
 # ---- `macrowatch run` as a process -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_daemon_process_logs_no_secret(tmp_path, env, fred, yahoo_stub: YahooStub):
     values, failing, ops = env
     sessions = sorted(calendar.close_times("XNYS", dt.date(2019, 7, 22), dt.date(2019, 8, 1)))
@@ -282,19 +281,16 @@ def test_the_daemon_process_logs_no_secret(tmp_path, env, fred, yahoo_stub: Yaho
                    "MACROWATCH_LOG_LEVEL": "DEBUG", "MACROWATCH_LOG_FORMAT": "kv"}
     process_env.pop("MACROWATCH_DEBUG", None)
     out = tmp_path / "daemon.log"
-    with out.open("w") as sink:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "macrowatch"), "run", "-c", str(path)],
-                                stdout=sink, stderr=subprocess.STDOUT, env=process_env)
-        try:
-            _wait_for(out, "ready", proc)
-            time.sleep(8)  # after 08:30: the burst is polling
-            fred.add_series("PAYEMS", [*PAYEMS, AUGUST])  # published: the burst sees it, the alert fails to send
-            _wait_for(out, "send to json://", proc, timeout=40)
-            ops.wait_for(1, timeout=20)
-            time.sleep(1)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    daemon = daemonproc.Daemon(path, process_env, out)
+    try:
+        daemon.wait_for_line("ready")
+        time.sleep(8)  # after 08:30: the burst is polling
+        fred.add_series("PAYEMS", [*PAYEMS, AUGUST])  # published: the burst sees it, the alert fails to send
+        daemon.wait_for_line("send to json://", timeout=40)
+        ops.wait_for(1, timeout=20)
+        time.sleep(1)
+    finally:
+        daemon.stop()
     text = out.read_text()
     assert "Traceback" not in text
     assert "send to slack://" in text and "send to tgram://" in text, text[-3000:]
@@ -302,11 +298,3 @@ def test_the_daemon_process_logs_no_secret(tmp_path, env, fred, yahoo_stub: Yaho
     assert not leaks("\n".join(r.body.decode(errors="replace") for r in ops.requests))
     result = CliRunner().invoke(cli, ["status", "-c", str(path)])
     assert result.exit_code == 0 and not leaks(result.output), result.output
-
-
-def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"no {text!r} in the daemon's output:\n{textwrap.shorten(log.read_text(), 3000)}")
-        time.sleep(0.1)

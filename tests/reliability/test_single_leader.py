@@ -139,7 +139,7 @@ def healthz(port: int) -> tuple[int, str]:
 
 
 def start(p: Processes, now: dt.datetime, port: int) -> Run:
-    run = Run(p.config, now, {**p.env, "MW_TEST_HEALTH_PORT": str(port)}, p.tmp_path / f"run-{len(p.runs):03d}.log")
+    run = Run(p.config, {**p.env, "MW_TEST_HEALTH_PORT": str(port)}, p.tmp_path / f"run-{len(p.runs):03d}.log", now=now)
     p.runs.append(run)
     return run
 
@@ -158,6 +158,7 @@ def processes(tmp_path):
     world.close()
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_sqlite_store_one_leads_the_other_stands_by_then_takes_over(processes, monkeypatch):
     p = processes
     warm_now = release_at(p.scenario.day(WARM)) - dt.timedelta(hours=2)

@@ -106,6 +106,7 @@ def processes(tmp_path):
     p.close()
 
 
+@pytest.mark.slow
 def test_process_a_store_locked_during_the_catch_up_heals_once_it_is_released(processes):
     p = processes
     run = p.start(release_at(p.scenario.day(DAY)) - dt.timedelta(hours=2))

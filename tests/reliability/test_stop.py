@@ -149,6 +149,7 @@ def processes(tmp_path):
     world.close()
 
 
+@pytest.mark.slow
 def test_process_sigterm_in_a_bursts_late_phase_exits_at_once(processes):
     p = processes
     p.fred.add_series(SERIES, p.scenario.fred_rows()[:DAY])   # FRED never publishes DAY's value

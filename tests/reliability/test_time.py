@@ -43,6 +43,8 @@ from macrowatch.sources import calendar
 from macrowatch.sources.base import LatestFetch, PriceFetch, Quote
 from macrowatch.store import open_store
 
+pytestmark = pytest.mark.slow  # nine years of scheduling under a fake clock
+
 NY = zoneinfo.ZoneInfo("America/New_York")
 UTC = dt.UTC
 D = dt.date

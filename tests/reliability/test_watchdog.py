@@ -16,12 +16,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from macrowatch.app import Daemon
 from macrowatch.scheduler import Runner
 
 from .world import WARM, Processes, Scenario, release_at
 
 
+@pytest.mark.slow
 def test_process_a_long_catch_up_keeps_pinging_the_watchdog(tmp_path):
     p = Processes(tmp_path, Scenario(WARM + 12))
     gate = threading.Event()

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from daemonproc import Daemon, environment
 from macrowatch import replay
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
@@ -41,7 +37,6 @@ WARM = 30                                   # sessions of closes at 90 (below th
 SERIES = "GAUGE"
 CHANNELS = ("trading", "desk")
 RELEASE_TIME = dt.time(8, 30)
-READY_TIMEOUT = 60.0
 
 CONFIG = """\
 store: {store}
@@ -162,43 +157,7 @@ class Receiver(WebhookReceiver):
         return status, answer
 
 
-class Run:
-    """One `macrowatch run` process whose clock starts at `now`; `clock()` is the test's reading of that clock."""
-
-    def __init__(self, config: Path, now: dt.datetime, env: dict[str, str], log: Path):
-        self.now, self.log = now, log
-        self.t0 = time.monotonic()
-        exe = Path(sys.executable).parent / "macrowatch"
-        with log.open("w") as out:
-            self.proc = subprocess.Popen([str(exe), "run", "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
-                                         env={**env, "MACROWATCH_NOW": now.isoformat()})
-        self.killed_at: float | None = None
-        self._kill_lock = threading.Lock()
-
-    def clock(self) -> dt.datetime:
-        return self.now + dt.timedelta(seconds=time.monotonic() - self.t0)
-
-    def kill(self) -> None:
-        with self._kill_lock:
-            if self.killed_at is None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGKILL)
-                self.killed_at = time.monotonic() - self.t0
-
-    def stop(self) -> int:
-        """SIGTERM; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_for_line(self, text: str, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} in the daemon's output:\n{self.output()[-3000:]}")
-            time.sleep(0.05)
+Run = Daemon  # one `macrowatch run` process of a scenario, with its clock (tests/daemonproc.py)
 
 
 class Processes:
@@ -218,15 +177,14 @@ class Processes:
         self.config = tmp_path / "mw.yaml"
         self.config.write_text(scenario.config_text(self.fred.base_url, self.yahoo.url, extra=extra))
         self.store = tmp_path / "state" / "mw.sqlite"
-        self.env = {**os.environ, "MW_TEST_FRED_KEY": KEY, "HOME": str(tmp_path), "NO_PROXY": "127.0.0.1,localhost",
-                    "MACROWATCH_LOG_FORMAT": "kv",
-                    **{f"MW_TEST_{c.upper()}": self.receiver.url("json", f"/{c}") for c in CHANNELS}}
+        self.env = environment(tmp_path, MW_TEST_FRED_KEY=KEY,
+                               **{f"MW_TEST_{c.upper()}": self.receiver.url("json", f"/{c}") for c in CHANNELS})
 
     def clock(self) -> dt.datetime:
         return self.runs[-1].clock() if self.runs else dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 
     def start(self, now: dt.datetime) -> Run:
-        run = Run(self.config, now, self.env, self.tmp_path / f"run-{len(self.runs):03d}.log")
+        run = Run(self.config, self.env, self.tmp_path / f"run-{len(self.runs):03d}.log", now=now)
         self.runs.append(run)
         return run
 
@@ -235,9 +193,7 @@ class Processes:
 
     def close(self) -> None:
         for run in self.runs:
-            if run.proc.poll() is None:
-                run.proc.kill()
-                run.proc.wait()
+            run.close()
         self.receiver.stop()
         self.yahoo.stop()
         self.fred.stop()

@@ -24,6 +24,7 @@ from macrowatch.config.types import (
     ReleaseOutcome,
     Rule,
 )
+from macrowatch.secrets import store_name
 
 
 def dump(config: Config) -> dict[str, Any]:
@@ -64,11 +65,7 @@ def dump(config: Config) -> dict[str, Any]:
 
 def _store(target: str) -> str:
     """A path as is; a postgresql:// URL with its password (expanded from the environment) as ***."""
-    scheme, sep, rest = target.partition("://")
-    userinfo, at, host = rest.rpartition("@")  # the last '@': a password may hold '@' or '/' unquoted
-    if not (sep and at and ":" in userinfo):
-        return target
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+    return store_name(target)
 
 
 def _breakout(p: BreakoutParams) -> dict[str, Any]:
@@ -99,9 +96,9 @@ def condition(c: Condition) -> dict[str, Any]:
     """A condition as it is written in YAML."""
     match c:
         case LevelIn():
-            return {"level": c.level, "state": list(c.states)}
+            return {"level": c.level, "state": [str(s) for s in c.states]}
         case LevelEntered():
-            return {"level": c.level, "entered": c.state}
+            return {"level": c.level, "entered": str(c.state)}
         case ReleaseOutcome():
             return {"release": c.macro, "outcome": c.outcome.value} | ({"within": str(c.within)} if c.within else {})
         case NarrowRange():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import string
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import Any
 from macrowatch.config.fields import ID_RE, Reader, describe, known_ids, suggest
 from macrowatch.config.problems import Loc
 from macrowatch.config.types import (
+    RULE_OUTCOMES,
+    TEMPLATE_FIELDS,
     AllOf,
     AnyOf,
     Channel,
@@ -20,6 +21,7 @@ from macrowatch.config.types import (
     Level,
     LevelEntered,
     LevelIn,
+    LevelState,
     Macro,
     NarrowRange,
     Not,
@@ -36,14 +38,6 @@ from macrowatch.config.yamlsrc import YNode
 RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels"]
 MAX_CONDITION_DEPTH = 16
 MAX_FORMAT_WIDTH = 200
-
-# What a message template may name, per kind of id, with a sample value to try the format spec on.
-TEMPLATE_FIELDS: dict[str, dict[str, Any]] = {
-    "instrument": {"close": 1.5, "name": "name", "symbol": "SYM"},
-    "level": {"price": 1.5, "state": "state"},
-    "macro": {"actual": 1.5, "consensus": 1.5, "surprise": 1.5, "prior": 1.5,
-              "ref_period": dt.date(2019, 7, 1)},
-}
 
 
 @dataclass
@@ -140,18 +134,19 @@ def _level_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
     items = r.string_list(f[key], f"when.{key}")
     if not items:
         return None
-    bad = [(s, loc) for s, loc in items if s not in lvl.states]
+    states = [s.value for s in lvl.states]
+    bad = [(s, loc) for s, loc in items if s not in states]
     for s, loc in bad:
-        r.error(loc, f"when.{key}: {s!r} is not a state of {lvl.side.value} level {lvl.id}{suggest(s, lvl.states)}"
-                     f" (states: {', '.join(lvl.states)})")
+        r.error(loc, f"when.{key}: {s!r} is not a state of {lvl.side.value} level {lvl.id}{suggest(s, states)}"
+                     f" (states: {', '.join(states)})")
     if bad:
         return None
     if key == "entered":
         if len(items) != 1:
             r.error(f[key].loc, "when.entered: takes one state")
             return None
-        return LevelEntered(lvl.id, items[0][0], loc=node.loc)
-    return LevelIn(lvl.id, tuple(dict.fromkeys(s for s, _ in items)), loc=node.loc)
+        return LevelEntered(lvl.id, LevelState(items[0][0]), loc=node.loc)
+    return LevelIn(lvl.id, tuple(dict.fromkeys(LevelState(s) for s, _ in items)), loc=node.loc)
 
 
 def _release_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
@@ -159,7 +154,8 @@ def _release_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
     if f is None:
         return None
     macro_id = _ref(r, f["release"], "when.release", known.macro, "macro series", known.hidden("macro"))
-    outcome = r.choice(f["outcome"], "when.outcome", [o.value for o in Outcome]) if "outcome" in f else "any"
+    choices = [o.value for o in RULE_OUTCOMES]
+    outcome = r.choice(f["outcome"], "when.outcome", choices) if "outcome" in f else Outcome.ANY
     within = r.duration(f["within"], "when.within") if "within" in f else None
     if macro_id is None or outcome is None or ("within" in f and within is None):
         return None

@@ -7,6 +7,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from macrowatch.config.problems import Loc
 
@@ -39,10 +40,40 @@ class LevelKind(enum.StrEnum):
         return Side.SUPPORT if self.value.endswith("_low") or self is LevelKind.LOW_OF else Side.RESISTANCE
 
 
-# The states of each side's breakout state machine (engine/breakout.py gives their meaning).
+class Documented(enum.StrEnum):
+    """A string enum whose members each carry one line of meaning: `NAME = "value", "what it means"`."""
+
+    def __new__(cls, value: str, doc: str) -> Documented:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.__doc__ = doc
+        return member
+
+
+class LevelState(Documented):
+    """A state of a level's breakout state machine (engine/breakout.py); both sides' states in one enum.
+
+    The members are their names as written in rules, saved state, messages and status (`str` subclasses).
+    """
+
+    BELOW = "below", "resistance: the close is short of the approach band"
+    ABOVE = "above", "support: the close is short of the approach band (above it)"
+    APPROACHING = "approaching", "the close is inside the approach band, at most `buffer_pct` past the level"
+    BREAKOUT = "breakout", ("resistance: a close above the level by more than `buffer_pct`; the level is "
+                            "frozen at its value for the watch window")
+    BREAKDOWN = "breakdown", ("support: a close below the level by more than `buffer_pct`; the level is "
+                              "frozen at its value for the watch window")
+    CONFIRMED = "confirmed", "every close of the watch window (`fail_within_bars` bars) stayed past the level"
+    FAILED = "failed", "a false breakout: a close back at or behind the level inside the watch window"
+
+
+# The states of each side's machine, in the order quiet, approaching, breaking, confirmed, failed
+# (engine/batch.py numbers them in this order).
 STATES = {
-    Side.RESISTANCE: ("below", "approaching", "breakout", "confirmed", "failed"),
-    Side.SUPPORT: ("above", "approaching", "breakdown", "confirmed", "failed"),
+    Side.RESISTANCE: (LevelState.BELOW, LevelState.APPROACHING, LevelState.BREAKOUT, LevelState.CONFIRMED,
+                      LevelState.FAILED),
+    Side.SUPPORT: (LevelState.ABOVE, LevelState.APPROACHING, LevelState.BREAKDOWN, LevelState.CONFIRMED,
+                   LevelState.FAILED),
 }
 
 
@@ -61,11 +92,19 @@ class Severity(enum.StrEnum):
     CRITICAL = "critical"
 
 
-class Outcome(enum.StrEnum):
-    BEAT = "beat"
-    MISS = "miss"
-    INLINE = "inline"
-    ANY = "any"
+class Outcome(Documented):
+    """A release's outcome against consensus (engine/outcomes.py), and what a rule's `outcome:` asks for."""
+
+    BEAT = "beat", "the actual beat consensus by `beat_by` or more (the better way, by `higher_is`)"
+    MISS = "miss", "the actual missed consensus by `beat_by` or more"
+    INLINE = "inline", "the actual was within `beat_by` of consensus (an exact match is always inline)"
+    ANY = "any", "in a rule: whatever the outcome, unknown included; never a release's own outcome"
+    UNKNOWN = "unknown", ("the release had nothing to be judged against: no consensus and fewer first prints "
+                          "than the baseline needs; never written in a rule")
+
+
+# What a rule's `outcome:` may be (an unknown outcome is matched by `any` only).
+RULE_OUTCOMES = (Outcome.BEAT, Outcome.MISS, Outcome.INLINE, Outcome.ANY)
 
 
 class Trigger(enum.StrEnum):
@@ -128,7 +167,7 @@ class Level:
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
     @property
-    def states(self) -> tuple[str, ...]:
+    def states(self) -> tuple[LevelState, ...]:
         return STATES[self.side]
 
 
@@ -170,7 +209,7 @@ class LevelIn:
     """`{level: ID, state: S | [S...]}`: the level is in one of the states now."""
 
     level: str
-    states: tuple[str, ...]
+    states: tuple[LevelState, ...]
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -179,7 +218,7 @@ class LevelEntered:
     """`{level: ID, entered: S}`: the level changed to S at this evaluation."""
 
     level: str
-    state: str
+    state: LevelState
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -222,6 +261,15 @@ class Not:
 
 
 Condition = LevelIn | LevelEntered | ReleaseOutcome | NarrowRange | AllOf | AnyOf | Not
+
+
+# What a message template may name, per kind of id, with a sample value to try the format spec on.
+TEMPLATE_FIELDS: dict[str, dict[str, Any]] = {
+    "instrument": {"close": 1.5, "name": "name", "symbol": "SYM"},
+    "level": {"price": 1.5, "state": "state"},
+    "macro": {"actual": 1.5, "consensus": 1.5, "surprise": 1.5, "prior": 1.5,
+              "ref_period": dt.date(2019, 7, 1)},
+}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from macrowatch.config import Config
 from macrowatch.demo.feeds import ScenarioMacro, ScenarioPrices
 from macrowatch.demo.scenario import CONFIG_NAME, CONFIG_YAML, FIRST_SESSION, REPORT_FROM, Scenario, scenario
 from macrowatch.model import Alert
+from macrowatch.secrets import SecretFilter, url_secrets
 from macrowatch.sources.calendar import close_times
 
 PLAY_SECONDS = 30.0                       # the default speed plays the scenario in about this long
@@ -154,7 +155,7 @@ def logs_to(path: Path, urls: Sequence[str] = ()) -> Iterator[None]:
     `run`'s format (key=value, with timestamps), the --notify URLs' secrets masked."""
     stream = path.open("a", encoding="utf-8")
     handler = logs.LineHandler(stream, "kv", timestamps=True)
-    handler.addFilter(logs.SecretFilter(secret for url in urls for secret in logs.url_secrets(url)))
+    handler.addFilter(SecretFilter(secret for url in urls for secret in url_secrets(url)))
     saved = []
     for name, level in LOGGERS.items():
         logger = logging.getLogger(name)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from macrowatch.config.types import LevelKind, Side
+from macrowatch.config.types import STATES, LevelKind, LevelState, Side
 from macrowatch.engine.breakout import FROZEN_STATES, LevelMachine, Step
 
+# State codes: the index of the state in its side's `STATES` (the codes are the arrays' int8 values).
 QUIET, APPROACHING, BREAKING, CONFIRMED, FAILED = range(5)
 
 
@@ -24,15 +25,10 @@ QUIET, APPROACHING, BREAKING, CONFIRMED, FAILED = range(5)
 class Track:
     """A level over a run of bars: per bar its state code, whether it changed there, and the level."""
 
-    names: tuple[str, ...]      # state name by code
-    state: np.ndarray           # int8 codes, after each bar
-    changed: np.ndarray         # bool: the state differs from the bar before (the level "entered" it)
-    price: np.ndarray           # float: the level after each bar (frozen during a breakout), NaN if none yet
-
-
-def _names(side: Side) -> tuple[str, ...]:
-    quiet, breaking = ("below", "breakout") if side is Side.RESISTANCE else ("above", "breakdown")
-    return (quiet, "approaching", breaking, "confirmed", "failed")
+    names: tuple[LevelState, ...]  # the state of each code
+    state: np.ndarray              # int8 codes, after each bar
+    changed: np.ndarray            # bool: the state differs from the bar before (the level "entered" it)
+    price: np.ndarray              # float: the level after each bar (frozen during a breakout), NaN if none yet
 
 
 def _values(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray, sign: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +84,7 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
     approach band bar by bar, found with numpy; the short watch windows and exits are read as Python floats.
     """
     n = len(closes)
-    names = _names(m.level.side)
+    names = STATES[m.level.side]
     if n == 0:
         return Track(names, np.empty(0, np.int8), np.empty(0, bool), np.empty(0))
     sign = 1 if m.level.side is Side.RESISTANCE else -1

@@ -1,7 +1,8 @@
 """The breakout state machine of one level, evaluated on session closes (DESIGN.md, "The breakout state machine").
 
 Resistance and support are one machine: `sign` is +1 for resistance (breaks up) and -1 for support (breaks
-down), and "beyond x" means past x in the breakout direction. States, for resistance (support in brackets):
+down), and "beyond x" means past x in the breakout direction. States (`LevelState` in config/types.py), for
+resistance (support in brackets):
 
 - below [above]: the close is short of the approach band.
 - approaching: the close is inside the band, at most `buffer_pct` past the level.
@@ -17,16 +18,18 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from macrowatch.config.types import BreakoutParams, Level, LevelKind, Side
+from macrowatch.config.types import STATES, BreakoutParams, Level, LevelKind, LevelState, Side
 
-FROZEN_STATES = frozenset({"breakout", "breakdown", "confirmed", "failed"})
+APPROACHING, CONFIRMED, FAILED = LevelState.APPROACHING, LevelState.CONFIRMED, LevelState.FAILED
+# The states that hold the level frozen at its value at the breakout.
+FROZEN_STATES = frozenset({LevelState.BREAKOUT, LevelState.BREAKDOWN, CONFIRMED, FAILED})
 
 
 @dataclass(frozen=True)
 class Step:
     """The machine after one close: its state, the frozen level and the bar of the watch window."""
 
-    state: str
+    state: LevelState
     frozen: float | None = None   # L at the breakout, kept while breakout/confirmed/failed
     window_bar: int = 0           # bars since the breakout bar (0 at the breakout)
 
@@ -39,35 +42,35 @@ def transition(side: Side, prev: Step, close: float, current: float, params: Bre
                dynamic: bool) -> Step:
     """The state after `close`; `current` is the level's value from the bars before this one."""
     sign = 1 if side is Side.RESISTANCE else -1
-    quiet, breaking = ("below", "breakout") if sign > 0 else ("above", "breakdown")
+    quiet, _, breaking, _, _ = STATES[side]
     level = prev.frozen if prev.state in FROZEN_STATES and prev.frozen is not None else current
     band = level * (1 - sign * params.approach_pct / 100)
     up = level * (1 + sign * params.buffer_pct / 100)
 
     def settle() -> Step:  # below/approaching by the band, following the market again
-        return Step(quiet) if _beyond(sign, band, close) else Step("approaching")
+        return Step(quiet) if _beyond(sign, band, close) else Step(APPROACHING)
 
     state = prev.state
     if state == breaking:
         bar = prev.window_bar + 1
         if not _beyond(sign, close, level):
-            return Step("failed", level, bar)
+            return Step(FAILED, level, bar)
         if bar >= params.fail_within_bars:
-            return Step("confirmed", level, bar)
+            return Step(CONFIRMED, level, bar)
         return Step(breaking, level, bar)
-    if state == "failed":
+    if state == FAILED:
         if _beyond(sign, band, close):
             return Step(quiet)
         if _beyond(sign, close, up):
             return Step(breaking, level, 0)
-        return Step("failed", level, prev.window_bar + 1)
-    if state == "confirmed":
+        return Step(FAILED, level, prev.window_bar + 1)
+    if state == CONFIRMED:
         pullback = current * (1 - sign * params.approach_pct / 100)
         if dynamic and _beyond(sign, pullback, close):
             return Step(quiet)  # a real pullback from the dynamic level: the next new extreme is a new breakout
         if not _beyond(sign, close, level):
             return settle()
-        return Step("confirmed", level, prev.window_bar + 1)
+        return Step(CONFIRMED, level, prev.window_bar + 1)
     # below / above / approaching (and the start)
     if _beyond(sign, close, up):
         return Step(breaking, level, 0)
@@ -148,12 +151,12 @@ class LevelMachine:
     def __init__(self, level: Level):
         self.level = level
         self.value = LevelValue(level)
-        self.step = Step("below" if level.side is Side.RESISTANCE else "above")
+        self.step = Step(level.states[0])  # below [above]
         self.last_close: float | None = None
-        self.entered: str | None = None  # the state entered at the latest close, None if unchanged
+        self.entered: LevelState | None = None  # the state entered at the latest close, None if unchanged
 
     @property
-    def state(self) -> str:
+    def state(self) -> LevelState:
         return self.step.state
 
     @property
@@ -163,7 +166,7 @@ class LevelMachine:
             return self.step.frozen
         return self.value.value
 
-    def close(self, session: dt.date, close: float) -> str | None:
+    def close(self, session: dt.date, close: float) -> LevelState | None:
         """Evaluate a session close; return the state entered, or None when the state did not change."""
         current = self.value.value
         before = self.step.state
@@ -175,7 +178,7 @@ class LevelMachine:
         self.entered = self.step.state if self.step.state != before else None
         return self.entered
 
-    def provisional(self, price: float) -> str:
+    def provisional(self, price: float) -> LevelState:
         """The state an intraday price would give if it were the close; changes nothing."""
         current = self.value.value
         if current is None:
@@ -184,14 +187,14 @@ class LevelMachine:
                           self.level.kind is not LevelKind.PRICE).state
 
     def to_data(self) -> dict[str, Any]:
-        return {"state": self.step.state, "frozen": self.step.frozen, "window_bar": self.step.window_bar,
+        return {"state": self.step.state.value, "frozen": self.step.frozen, "window_bar": self.step.window_bar,
                 "last_close": self.last_close, "value": self.value.to_data()}
 
     @classmethod
     def from_data(cls, level: Level, data: dict[str, Any]) -> LevelMachine:
         m = cls(level)
-        if data.get("state") in level.states:
-            m.step = Step(data["state"], data.get("frozen"), int(data.get("window_bar", 0)))
+        if data.get("state") in level.states:  # saved as its name: a plain string
+            m.step = Step(LevelState(data["state"]), data.get("frozen"), int(data.get("window_bar", 0)))
         m.last_close = data.get("last_close")
         m.value.load(data.get("value", {}))
         return m

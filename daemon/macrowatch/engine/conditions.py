@@ -14,8 +14,10 @@ from macrowatch.config.types import (
     Duration,
     LevelEntered,
     LevelIn,
+    LevelState,
     NarrowRange,
     Not,
+    Outcome,
     ReleaseOutcome,
 )
 from macrowatch.model import Print
@@ -25,10 +27,10 @@ from macrowatch.model import Print
 class LevelView:
     """What a condition sees of a level at this evaluation."""
 
-    state: str
-    entered: str | None   # the state entered at this evaluation, if it changed
-    price: float | None   # the level (frozen during a breakout)
-    close: float | None   # the instrument's close (or intraday price) it was judged on
+    state: LevelState
+    entered: LevelState | None  # the state entered at this evaluation, if it changed
+    price: float | None         # the level (frozen during a breakout)
+    close: float | None         # the instrument's close (or intraday price) it was judged on
 
 
 @dataclass
@@ -89,7 +91,8 @@ def _level(c: LevelIn | LevelEntered, view: View) -> bool:
         if view.evidence is None:
             return ok
         key = f"{c.level} entered {c.state}"
-    view.evidence[key] = {"holds": ok, "state": lv.state, "level": lv.price, "close": lv.close}
+    # Evidence is plain data (saved in the outbox as JSON): the state by its name.
+    view.evidence[key] = {"holds": ok, "state": str(lv.state), "level": lv.price, "close": lv.close}
     return ok
 
 
@@ -102,12 +105,12 @@ def _release(c: ReleaseOutcome, view: View) -> bool:
         return False
     p, bar = latest
     recent = within(c.within, p.at, bar, view, c.macro in view.released)
-    ok = recent and (c.outcome.value == "any" or p.outcome == c.outcome.value)
+    ok = recent and (c.outcome is Outcome.ANY or p.outcome == c.outcome)
     if ok:
         view.occurrences.append(f"{c.macro} released at {p.at.isoformat()}")
     if view.evidence is None:
         return ok
-    view.evidence[key] = {"holds": ok, "outcome": p.outcome, "actual": p.actual, "consensus": p.consensus,
+    view.evidence[key] = {"holds": ok, "outcome": str(p.outcome), "actual": p.actual, "consensus": p.consensus,
                           "surprise": p.surprise, "prior": p.prior, "ref_period": p.ref_period,
                           "released_at": p.at, "consensus_source": p.consensus_source}
     return ok

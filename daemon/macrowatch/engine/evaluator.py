@@ -1,8 +1,9 @@
 """The engine: level machines, release prints and rule states for one config, fed events in time order.
 
-The daemon, `replay` and `macrowatch test` all drive this one class: `on_close` after each session close,
-`on_release` when a release is seen, `on_intraday` on intraday polls. Each returns the alerts that fired.
-An event already applied (a session or a print seen before) is ignored, so a catch-up cannot fire twice.
+The daemon, `replay` and `macrowatch test` all drive this one class through `feed` (closes and release prints
+in time order, played by engine/timeline.py), and the daemon through `on_intraday` on intraday polls. Each
+returns the alerts that fired. An event already applied (a session or a print seen before) is ignored, so a
+catch-up cannot fire twice. State is saved and restored with `to_data` and `load`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import dataclasses
 import datetime as dt
 import string
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from macrowatch.config.rules import TEMPLATE_FIELDS
-from macrowatch.config.types import Config, NarrowRange, Rule, Trigger
+from macrowatch.config.types import TEMPLATE_FIELDS, Config, NarrowRange, Rule, Trigger
 from macrowatch.engine.alerting import RuleState, advance, render
 from macrowatch.engine.breakout import LevelMachine
 from macrowatch.engine.conditions import LevelView, View, holds
@@ -23,6 +23,14 @@ from macrowatch.engine.timeline import Timeline, ns
 from macrowatch.model import Alert, Bar, Bars, Print
 
 STATE_VERSION = 1
+# A saved state of version N is rewritten by MIGRATIONS[N] into one of version N + 1, until STATE_VERSION: the next
+# format adds its migration here. A state no migration reaches is not loaded (StateError): the daemon rebuilds the
+# engine from the store's history instead (app.Daemon), so that an upgrade never stops an install.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class StateError(ValueError):
+    """A saved engine state this macrowatch cannot read: another version no migration reaches, or garbled."""
 
 
 def _narrow_bars(rule: Rule) -> Iterable[int]:
@@ -61,7 +69,7 @@ class Engine:
         Sessions already applied and prints no newer than the last of their series are skipped, so a
         catch-up fed everything again fires nothing twice.
         """
-        timeline = Timeline(self, bars, prints, stamps)
+        timeline = Timeline(self.machines, self.closes, self.sessions, bars, prints, stamps)
         alerts: list[Alert] = []
         for kind, at, payload in timeline.play():
             if kind == "release":
@@ -72,7 +80,9 @@ class Engine:
                     self._last_session = payload
                 alerts += self._evaluate(Trigger.CLOSE, at, f"close:{payload.isoformat()}",
                                          timeline.levels(entered=True), frozenset(), timeline.closes(), timeline)
-        timeline.finish()
+        for iid, b in timeline.cols.items():  # the machines are already there; the closes and sessions now
+            self.closes[iid].extend(float(x) for x in b.close[-self.closes[iid].maxlen:])
+            self.sessions[iid] = b.session[-1].astype(dt.date)
         return alerts
 
     def on_close(self, at: dt.datetime, bars: Mapping[str, Bar]) -> list[Alert]:
@@ -164,7 +174,8 @@ class Engine:
                                          "symbol": inst.symbol}.get(attr)
             elif ident in self.machines:
                 lv = view.levels[ident]
-                values[(ident, attr)] = lv.price if attr == "price" else lv.state if attr == "state" else None
+                # The state by its name: `{id.state!r}` shows 'breakout', as the plain string it was.
+                values[(ident, attr)] = lv.price if attr == "price" else str(lv.state) if attr == "state" else None
             elif ident in self.prints and attr in TEMPLATE_FIELDS["macro"]:  # documented fields only
                 values[(ident, attr)] = getattr(self.prints[ident][0], attr)
         return values
@@ -184,10 +195,21 @@ class Engine:
         }
 
     def load(self, data: dict[str, Any]) -> None:
-        """Restore state saved by `to_data`; entries for ids the config no longer has are dropped."""
-        version = data.get("version")
-        if version != STATE_VERSION:
-            raise ValueError(f"saved engine state has version {version}; this macrowatch reads {STATE_VERSION}")
+        """Restore state saved by `to_data` (an older version migrated first: MIGRATIONS); entries for ids the
+        config no longer has are dropped.
+
+        StateError, and this engine unchanged, for a state it cannot read (a version no migration reaches, or
+        garbled).
+        """
+        data = migrate(data)
+        restored = Engine(self.config)
+        try:
+            restored._restore(data)
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            raise StateError(f"saved engine state garbled: {type(exc).__name__}: {exc}") from exc
+        self.__dict__.update(restored.__dict__)
+
+    def _restore(self, data: dict[str, Any]) -> None:
         self.bar_index = int(data["bar_index"])
         self._last_session = dt.date.fromisoformat(data["last_session"]) if data.get("last_session") else None
         for lid, d in data.get("levels", {}).items():
@@ -206,6 +228,21 @@ class Engine:
         for name, d in data.get("rules", {}).items():
             if name in self.rule_states:
                 self.rule_states[name] = RuleState.from_data(d)
+
+
+def migrate(data: Any) -> dict[str, Any]:
+    """A saved state in this version's format: migrated from an older one (MIGRATIONS), else StateError."""
+    if not isinstance(data, dict):
+        raise StateError(f"saved engine state is not a mapping but {type(data).__name__}")
+    version = data.get("version")
+    while isinstance(version, int) and version < STATE_VERSION and version in MIGRATIONS:
+        data = MIGRATIONS[version](data)
+        if not isinstance(data, dict) or data.get("version") != version + 1:
+            raise StateError(f"the migration of saved engine state version {version} gave no version {version + 1}")
+        version = data["version"]
+    if version != STATE_VERSION:
+        raise StateError(f"saved engine state has version {version}; this macrowatch reads {STATE_VERSION}")
+    return data
 
 
 def _print_data(p: Print) -> dict[str, Any]:

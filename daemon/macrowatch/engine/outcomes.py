@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from macrowatch.config.types import Macro, Measure
+from macrowatch.config.types import Macro, Measure, Outcome
 from macrowatch.model import Print, Vintage
 
 BASELINE_PRINTS = 12
@@ -78,19 +78,19 @@ def measure_at(history: SeriesHistory, measure: Measure, period: dt.date, day: d
     return None if before == 0 else 100.0 * (value / before - 1.0)
 
 
-def judge(actual: float, consensus: float | None, beat_by: float, higher_is: str) -> tuple[float | None, str]:
+def judge(actual: float, consensus: float | None, beat_by: float, higher_is: str) -> tuple[float | None, Outcome]:
     """(surprise, outcome): beat at `beat_by` or more above consensus, miss at as much below, else inline."""
     if consensus is None:
-        return None, "unknown"
+        return None, Outcome.UNKNOWN
     surprise = round(actual - consensus, 9)  # 3.8 - 3.7 is 0.0999..., and must count as 0.1
     if surprise > 0 and surprise >= beat_by:
-        outcome = "beat"
+        outcome = Outcome.BEAT
     elif surprise < 0 and -surprise >= beat_by:
-        outcome = "miss"
+        outcome = Outcome.MISS
     else:
-        outcome = "inline"
-    if higher_is == "worse" and outcome != "inline":
-        outcome = "miss" if outcome == "beat" else "beat"
+        outcome = Outcome.INLINE
+    if higher_is == "worse" and outcome is not Outcome.INLINE:
+        outcome = Outcome.MISS if outcome is Outcome.BEAT else Outcome.BEAT
     return surprise, outcome
 
 

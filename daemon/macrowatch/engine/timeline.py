@@ -10,19 +10,17 @@ of its inputs changed (`unchanged`), and one whose condition is false sleeps unt
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from macrowatch.config.types import Rule
 from macrowatch.engine.alerting import Phase, RuleState
 from macrowatch.engine.batch import Track, run_level
+from macrowatch.engine.breakout import LevelMachine
 from macrowatch.engine.conditions import LevelView
 from macrowatch.model import Bars, Print
-
-if TYPE_CHECKING:
-    from macrowatch.engine.evaluator import Engine
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -37,22 +35,27 @@ def ns(t: dt.datetime) -> int:
 
 
 class Timeline:
-    """The new bars and prints of one `feed`, the level tracks over them, and the events in time order."""
+    """The new bars and prints of one `feed`, the level tracks over them, and the events in time order.
 
-    def __init__(self, engine: Engine, bars: Mapping[str, Bars], prints: Iterable[Print],
+    It runs the engine's level machines over the new bars, and only reads the engine's recent closes and last
+    sessions (`closes`, `sessions`): the engine moves them on by `cols`, the new bars, after the feed.
+    """
+
+    def __init__(self, machines: Mapping[str, LevelMachine], closes: Mapping[str, deque[float]],
+                 sessions: Mapping[str, dt.date], bars: Mapping[str, Bars], prints: Iterable[Print],
                  stamps: Mapping[int, dt.datetime] | None = None):
-        self.engine = engine
+        self.machines, self.kept = machines, closes
         self.stamps = stamps or {}  # a close's moment as the caller wrote it (its time zone kept)
-        self.cols: dict[str, Bars] = {}
+        self.cols: dict[str, Bars] = {}  # the new bars per instrument (after its last session)
         for iid, b in bars.items():
-            if iid in engine.closes and len(b := b.after(engine.sessions.get(iid))):
+            if iid in closes and len(b := b.after(sessions.get(iid))):
                 self.cols[iid] = b
         # What a view shows of a level before its instrument's first new bar: the state before this feed.
-        self.before = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in engine.machines.items()}
-        self.prior = {iid: list(engine.closes[iid]) for iid in self.cols}
+        self.before = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in machines.items()}
+        self.prior = {iid: list(closes[iid]) for iid in self.cols}
         self.tracks: dict[str, Track] = {lid: run_level(m, self.cols[m.level.instrument].session,
                                                         self.cols[m.level.instrument].close)
-                                         for lid, m in engine.machines.items() if m.level.instrument in self.cols}
+                                         for lid, m in machines.items() if m.level.instrument in self.cols}
         self.releases: dict[int, list[Print]] = {}
         for p in sorted(prints, key=lambda p: (p.at, p.macro)):
             self.releases.setdefault(ns(p.at), []).append(p)
@@ -101,12 +104,6 @@ class Timeline:
                 yield "release", group[0].at, group
             else:
                 yield "close", self.stamps.get(t) or _utc(t), self.session[self.e].astype(dt.date)
-
-    def finish(self) -> None:
-        """Leave the engine's closes and sessions where the last event left them (machines are already there)."""
-        for iid, b in self.cols.items():
-            self.engine.closes[iid].extend(float(x) for x in b.close[-self.engine.closes[iid].maxlen:])
-            self.engine.sessions[iid] = b.session[-1].astype(dt.date)
 
     def unchanged(self, rule) -> bool | None:
         """The rule's last decision in this feed when none of its inputs changed since, else None.
@@ -165,7 +162,7 @@ class Timeline:
             track = self.tracks.get(lid)
             if track is None:
                 continue
-            iid = self.engine.machines[lid].level.instrument
+            iid = self.machines[lid].level.instrument
             pos, present = self.pos[iid], self.present[iid]
             hit += present & track.changed[np.maximum(pos, 0)]
         for c in narrows:
@@ -247,7 +244,7 @@ class Levels(Mapping[str, LevelView]):
         track = t.tracks.get(lid)
         if track is None:
             return t.before[lid]
-        iid = t.engine.machines[lid].level.instrument
+        iid = t.machines[lid].level.instrument
         i = int(t.pos[iid][self.e])
         if i < 0:
             return t.before[lid]
@@ -258,10 +255,10 @@ class Levels(Mapping[str, LevelView]):
                          float(t.cols[iid].close[i]))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.t.engine.machines)
+        return iter(self.t.machines)
 
     def __len__(self) -> int:
-        return len(self.t.engine.machines)
+        return len(self.t.machines)
 
 
 class Closes(Mapping[str, list[float]]):
@@ -272,9 +269,9 @@ class Closes(Mapping[str, list[float]]):
 
     def __getitem__(self, iid: str) -> list[float]:
         t = self.t
-        keep = t.engine.closes[iid].maxlen
+        keep = t.kept[iid].maxlen
         if iid not in t.cols:
-            return list(t.engine.closes[iid])
+            return list(t.kept[iid])
         i = int(t.pos[iid][self.e])
         new = [float(x) for x in t.cols[iid].close[max(0, i + 1 - keep):i + 1]]
         return (t.prior[iid] + new)[-keep:]
@@ -282,13 +279,13 @@ class Closes(Mapping[str, list[float]]):
     def narrow(self, iid: str, bars: int, pct: float) -> bool | None:
         """The narrow-range test at this event from precomputed windows; None where there is none."""
         t = self.t
-        if iid not in t.cols or bars > t.engine.closes[iid].maxlen:
+        if iid not in t.cols or bars > t.kept[iid].maxlen:
             return None
         i = int(t.pos[iid][self.e])
         return None if i < 0 else bool(t.narrow_ok(iid, bars, pct)[i])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.t.engine.closes)
+        return iter(self.t.kept)
 
     def __len__(self) -> int:
-        return len(self.t.engine.closes)
+        return len(self.t.kept)

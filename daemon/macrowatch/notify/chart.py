@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from macrowatch.config.types import Level
+from macrowatch.config.types import Level, LevelState
 from macrowatch.engine.breakout import LevelMachine
 from macrowatch.model import Alert, Bar
 
@@ -29,7 +29,7 @@ BREAKOUT_COLOR = "#2ca02c"
 FAILED_COLOR = "#ff7f0e"
 RELEASE_COLOR = "#7f7f7f"
 LEVEL_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-BREAK_STATES = frozenset({"breakout", "breakdown"})
+BREAK_STATES = frozenset({LevelState.BREAKOUT, LevelState.BREAKDOWN})
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Trace:
     """One level over the bars: the level each bar was judged against and the state each bar entered."""
 
     prices: tuple[float | None, ...]
-    entered: tuple[str | None, ...]
+    entered: tuple[LevelState | None, ...]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _markers(ax: Any, shown: Sequence[Bar], traces: Mapping[str, Trace],
         for i, state in enumerate(tr.entered[start:]):
             if state in BREAK_STATES:
                 up.add(i)
-            elif state == "failed":
+            elif state is LevelState.FAILED:
                 failed.add(i)
     for idx, color, marker, label in ((up, BREAKOUT_COLOR, "^", "breakout"), (failed, FAILED_COLOR, "X", "failed")):
         if idx:

@@ -6,9 +6,9 @@
     result.unknown                    # failed, but written and not answered in time: the receiver may have it
 
 Every log line that names a target uses `mask(url)`: apprise's privacy form without its query, with long path
-segments shortened (apprise leaves the path of json:// and form:// URLs, where webhook tokens often live, in
-clear). A filter on apprise's and urllib3's loggers blanks the secret parts of the URLs sent, for when their
-debug lines are on.
+segments and short tokens shortened (apprise leaves the path of json:// and form:// URLs, where webhook tokens
+often live, in clear). A filter on apprise's and urllib3's loggers blanks the secret parts of the URLs sent, for
+when their debug lines are on. Which parts are secret, and how text is masked, is secrets.py's (the one masker).
 
 apprise's plugins catch requests' exceptions and return False, so how a request ended is learnt below it:
 requests' HTTPAdapter.send is wrapped once, and while a send watches (a context variable, which apprise copies
@@ -24,9 +24,7 @@ import contextvars
 import functools
 import inspect
 import logging
-import re
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,8 @@ import apprise
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
+
+from macrowatch import secrets
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _send_one(url: str, title: str, body: str, chart: str | None, timeout: float
     if lost or timed_out:
         why = (f"no answer in time after the request was sent ({lost[-1] if lost else 'timeout'}): "
                "the receiver may have it")
-    why = scrub(why, secrets_of(url))
+    why = secrets.redact(why, secrets.url_secrets(url))
     log.warning("send to %s failed: %s", target, why)
     return SendResult(False, f"{target}: {why}", bool(lost) or timed_out)
 
@@ -198,7 +198,8 @@ if not getattr(HTTPAdapter.send, "macrowatch_watched", False):
 # ---- masking --------------------------------------------------------------------------------------------
 
 def mask(url: str, plugin: apprise.NotifyBase | None = None) -> str:
-    """The URL as it may be logged: apprise's privacy form, no query, long path segments shortened."""
+    """The URL as it may be logged: apprise's privacy form, no query, long path segments shortened and any
+    other part that secrets.py's rules call secret (a short token, a token as host) masked too."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else "?"
     _SCRUB.add(url)  # before apprise parses it: its warnings about a bad URL may quote the token
     if plugin is None:
@@ -206,65 +207,29 @@ def mask(url: str, plugin: apprise.NotifyBase | None = None) -> str:
             plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return f"{scheme}://…"
+    hidden = secrets.url_secrets(url)
     private = plugin.url(privacy=True).split("?", 1)[0]
     scheme, _, rest = private.partition("://")
     host, _, path = rest.partition("/")
-    segments = [_short(s) for s in path.split("/")]
+    userinfo, at, hostport = host.rpartition("@")
+    name, colon, port = hostport.rpartition(":")
+    name, port = (name, colon + port) if colon and port.isdigit() else (hostport, "")
+    host = userinfo + at + (_short(name) if name in hidden else name) + port
+    segments = [_short(s) if len(s) > 6 or s in hidden else s for s in path.split("/")]
     return f"{scheme}://{host}/" + "/".join(segments)
 
 
 def _short(segment: str) -> str:
-    return segment if len(segment) <= 6 or "..." in segment else f"{segment[0]}...{segment[-1]}"
+    if "..." in segment:
+        return segment  # apprise's privacy form already
+    return f"{segment[0]}...{segment[-1]}" if len(segment) > 6 else "****"
 
 
-def secrets_of(url: str) -> set[str]:
-    """The parts of a URL that may be secret: a password, path tokens, query values, a host that is a token."""
-    base, _, query = url.partition("?")
-    rest = base.split("://", 1)[-1]
-    userinfo, at, _ = rest.rpartition("@")
-    found = {userinfo.partition(":")[2]} if at and ":" in userinfo else set()
-    # Host names (dotted) and ports are not secret; anything else long enough may be a token.
-    found |= {p for p in re.split(r"[/:@#]+", rest) if len(p) >= 6 and "." not in p}
-    found |= {v for _, v in parse_qsl(query) if len(v) >= 4 and v.lower() not in _PLAIN_VALUES}
-    return {f for f in found if f}
+class _Scrubber(secrets.SecretFilter):
+    """Blanks the secrets of every URL sent so far from apprise's and urllib3's log records."""
 
-
-_PLAIN_VALUES = frozenset({"yes", "true", "false", "post", "json", "html", "text", "markdown", "upstream",
-                           "truncate", "split"})
-
-
-def scrub(text: str, secrets: set[str]) -> str:
-    """The text with every secret replaced by a masked form (longest first)."""
-    for s in sorted(secrets, key=len, reverse=True):
-        if s in text:
-            text = text.replace(s, _short(s) if len(s) > 6 else "****")
-    return text
-
-
-class _Scrubber(logging.Filter):
-    """Blanks the secrets of every URL sent so far from apprise's own log records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._urls: set[str] = set()
-        self._secrets: set[str] = set()
-
-    def add(self, url: str) -> None:
-        with self._lock:
-            if url in self._urls:
-                return
-            self._urls.add(url)
-            self._secrets |= secrets_of(url)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with self._lock:
-            secrets = set(self._secrets)
-        message = record.getMessage()
-        clean = scrub(message, secrets)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
+    def add(self, url: str) -> None:  # type: ignore[override] - takes a URL, not its secrets
+        super().add(secrets.url_secrets(url))
 
 
 _SCRUB = _Scrubber()

@@ -11,10 +11,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from macrowatch.config.types import Instrument, Release
+from macrowatch.config.types import Config, Instrument, Release
 from macrowatch.model import Bar, Vintage
 
 CalendarFor = Callable[[Instrument], str]
+
+
+def calendar_for(config: Config) -> CalendarFor:
+    """The exchange calendar code of each instrument of `config`: its own `calendar`, else the config's."""
+    def code(inst: Instrument) -> str:
+        return inst.calendar or config.calendar
+    return code
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from macrowatch import safeio
+from macrowatch.config.types import Macro
 from macrowatch.model import Vintage
 
 # Dates outside these are typos; the exchange calendars (pandas timestamps) and date arithmetic stop near them.
@@ -365,6 +366,22 @@ def read_consensus(path: Path) -> dict[str, dict[dt.date, float]]:
             raise DataError(f"{path}:{line}: {series} {day}: consensus given twice")
         table[day] = _number(path, line, "consensus", row["consensus"])
     return out
+
+
+def consensus_for(macro: Macro, given: tuple[Mapping[dt.date, float], str] | None = None
+                  ) -> tuple[Mapping[dt.date, float], str]:
+    """The consensus a macro's releases are judged against, as (reference period -> value, label), by the one
+    precedence: `given` first (replay's DATA/macro/consensus.csv for the series, a rule test's print), then the
+    config's consensus file, then its inline `consensus:` table. A period the table chosen lacks is judged
+    against the baseline, the mean of the last 12 first prints (`engine.outcomes.assess`), else has none.
+
+    Raises DataError for a consensus file that does not read.
+    """
+    if given is not None:
+        return given
+    if macro.consensus_file is not None:
+        return read_consensus(macro.consensus_file).get(macro.series, {}), "consensus (file)"
+    return dict(macro.consensus), "consensus (config)"
 
 
 def price_file(data_dir: Path, symbol: str) -> Path:

@@ -31,6 +31,7 @@ from fredapi import Fred
 
 from macrowatch.config.types import FredSource, Release
 from macrowatch.model import Vintage
+from macrowatch.secrets import mask_param, redact
 from macrowatch.sources.base import FredError
 
 __all__ = ["Changes", "FredClient", "FredError", "RateLimiter", "detect", "graph_csv_url", "mask"]
@@ -40,16 +41,13 @@ log = logging.getLogger("macrowatch.sources.fred")
 DEFAULT_URL = "https://api.stlouisfed.org/fred"
 DEFAULT_GRAPH_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv"
 _SERIES_ID = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
-_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"'<>]*")
 # The XML document each fredapi endpoint must answer with (path below base_url -> root tag).
 _ROOT_TAGS = {"/series/observations": "observations", "/series": "seriess", "/series/vintagedates": "vintage_dates"}
 
 
 def mask(text: str, key: str | None = None) -> str:
-    """`text` with every `api_key=` value, and the key itself, replaced by ***."""
-    text = _KEY_IN_TEXT.sub(r"\1***", text)
-    # A key of a few characters would mangle ordinary words; FRED keys are 32 characters.
-    return text.replace(key, "***") if key and len(key) >= 8 else text
+    """`text` with every `api_key=` value, and the key itself, replaced by *** (secrets.py's rules)."""
+    return redact(mask_param(text, "api_key"), [key] if key else [])
 
 
 class _MaskQueryFilter(logging.Filter):

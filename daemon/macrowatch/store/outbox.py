@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..model import Alert
+from ..secrets import blank_urls
 from . import lease
 from .base import Db, Fenced, StoreError, Tx, from_utc_text, utc_text
 
@@ -17,7 +17,6 @@ ERROR_MAX = 200
 # Who writes, as Store passes it: (holder, fencing token); a token of None checks no lease (one instance).
 Writer = tuple[str, int | None]
 _UNCLAIM = "claimed_by = NULL, claimed_at = NULL, claim_token = NULL"
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 _DUE = (
     "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached, d.unsure "
@@ -180,7 +179,7 @@ def short_error(error: str) -> str:
     """The error as stored: its first line, URLs blanked, at most ERROR_MAX characters."""
     # The caller masks secrets; blanking anything URL-shaped as well means a missed one is still not kept.
     line = next((s.strip() for s in str(error).splitlines() if s.strip()), "") or "unknown error"
-    line = _URL.sub("<url>", line)
+    line = blank_urls(line)
     return line if len(line) <= ERROR_MAX else line[:ERROR_MAX - 1] + "…"
 
 

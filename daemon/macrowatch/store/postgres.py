@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from macrowatch.secrets import store_name
+
 from .base import Row, StoreError
 
 CONNECT_TIMEOUT_S = 5      # libpq's own minimum is 2
@@ -53,18 +55,8 @@ def _driver() -> Any:
 
 
 def masked(url: str) -> str:
-    """The URL with its password replaced by ***, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")  # the last '@': a password may hold '@' or '/' unquoted
-    if not (sep and at and ":" in userinfo):
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
-
-
-def password(url: str) -> str | None:
-    """The password written in a postgresql:// URL, for log scrubbing; None when it has none."""
-    userinfo, at, _host = url.partition("://")[2].rpartition("@")
-    return (userinfo.partition(":")[2] or None) if at else None
+    """The URL with its password replaced by ***, for messages and logs (secrets.store_name)."""
+    return store_name(url)
 
 
 @functools.lru_cache(maxsize=512)

@@ -1,0 +1,90 @@
+"""`macrowatch run` as a process with a config: the one helper every process test starts the daemon with.
+
+`Daemon` starts `macrowatch run -c CONFIG` (the console script beside this interpreter) with its output, stdout
+and stderr, in a log file; with `now`, its clock starts there (MACROWATCH_NOW) and runs at real speed, and
+`clock()` is the test's reading of it. `wait_for_line` waits for a line and fails, showing the log, if the
+process ends first or the line does not come. `environment` is the environment the process tests give it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+EXE = Path(sys.executable).parent / "macrowatch"
+READY_TIMEOUT = 60.0
+
+
+def macrowatch(*args: str) -> list[str]:
+    """The argv of a macrowatch command (the console script of this environment)."""
+    return [str(EXE), *args]
+
+
+def environment(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment with HOME in the test's folder, no proxy for loopback, and key=value logs."""
+    return {**os.environ, "HOME": str(home), "NO_PROXY": "127.0.0.1,localhost", "MACROWATCH_LOG_FORMAT": "kv",
+            **extra}
+
+
+class Daemon:
+    """One `macrowatch run` process, its log, and (with `now`) its clock."""
+
+    def __init__(self, config: Path, env: dict[str, str], log: Path, now: dt.datetime | None = None,
+                 name: str = "the daemon"):
+        self.config, self.log, self.now, self.name = config, log, now, name
+        self.t0 = time.monotonic()
+        if now is not None:
+            env = {**env, "MACROWATCH_NOW": now.isoformat()}
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(macrowatch("run", "-c", str(config)), stdout=out, stderr=subprocess.STDOUT,
+                                         env=env)
+        self.killed_at: float | None = None
+        self._kill_lock = threading.Lock()
+
+    def clock(self) -> dt.datetime:
+        """The daemon's time as the test reads it: `now` at the start, then real time."""
+        assert self.now is not None, "a daemon started without `now` runs on the real clock"
+        return self.now + dt.timedelta(seconds=time.monotonic() - self.t0)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_for_line(self, text: str, timeout: float = READY_TIMEOUT) -> float:
+        """Wait for a line holding `text`; return the monotonic time it was seen."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} in {self.name}'s output:\n{self.output()[-3000:]}")
+            time.sleep(0.02)
+        return time.monotonic()
+
+    def logged_at(self, text: str) -> float:
+        """The Unix time stamped on the first log line holding `text` (processes on one host share its clock)."""
+        line = next(line for line in self.output().splitlines() if text in line)
+        stamp = line.split(" ", 1)[0].removeprefix("ts=")
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+    def kill(self) -> None:
+        """SIGKILL, once (from any thread); `killed_at` is when, in seconds since the start. Does not wait."""
+        with self._kill_lock:
+            if self.killed_at is None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+                self.killed_at = time.monotonic() - self.t0
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def close(self) -> None:
+        """Teardown: a process still running is killed and reaped."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
