@@ -11,14 +11,33 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 EXE = Path(sys.executable).parent / "macrowatch"
 READY_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a daemon's /healthz)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthz(port: int, timeout: float = 5.0) -> tuple[int, str]:
+    """A daemon's /healthz: (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode().strip()
 
 
 def macrowatch(*args: str) -> list[str]:

@@ -97,11 +97,13 @@ class Daemon:
     inputs: Inputs = field(init=False)       # which instruments and series have their history (inputs.py)
     schedule_failures: int = 0               # release calendar refreshes failed in a row (retried: scheduler.py)
     _late_closes: set[tuple[str, dt.date]] = field(default_factory=set)
+    _inputs_saved: dict | None = None        # the inputs record as the store has it (written only when it changes)
 
     def __post_init__(self) -> None:
         self.engine, saved, readable = self._saved_engine()
         # A state it could not read tells no inputs (for a store from before their record): all new, from now.
-        self.inputs = Inputs(self.config, self.store.load_state("inputs"), saved, self.clock.now())
+        self._inputs_saved = self.store.load_state("inputs")
+        self.inputs = Inputs(self.config, self._inputs_saved, saved, self.clock.now())
         if not readable:
             self._rebuild()
         self.schedule = self.schedule or self._saved_schedule()
@@ -647,7 +649,11 @@ class Daemon:
                 item.alerted = True
 
     def _save_inputs(self) -> None:
-        self.store.save_state("inputs", self.inputs.to_data())
+        """Write the inputs record when it changed (an evaluation pass runs every minute; it rarely changes)."""
+        data = self.inputs.to_data()
+        if data != self._inputs_saved:
+            self.store.save_state("inputs", data)
+            self._inputs_saved = data
 
     def _source_failed(self, name: str, now: dt.datetime, reason: str) -> None:
         self.health[name].fail(now, reason)

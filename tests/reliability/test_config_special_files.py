@@ -12,16 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
-GOOD = textwrap.dedent("""\
-    instruments:
-      spx: {symbol: "^GSPC"}
-    levels:
-      spx-3000: {instrument: spx, price: 3000}
-    rules:
-    - {name: r1, when: {level: spx-3000, state: breakout}}
-    """)
+from test_config_wording import GOOD  # the smallest valid config
 
 # Each command runs in-process through click's runner; its exit code and output go out as one line each.
 RUN = """\

@@ -19,13 +19,12 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from daemonproc import free_port, healthz
 from macrowatch import ha
 from macrowatch.config import load_config
 from macrowatch.store import Fenced
@@ -123,20 +122,6 @@ def test_a_lock_file_that_cannot_be_made_is_a_store_error_and_a_read_only_one_st
 
 
 # ---- two `macrowatch run` on one store --------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-            return r.status, r.read().decode().strip()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode().strip()
-
 
 def start(p: Processes, now: dt.datetime, port: int) -> Run:
     run = Run(p.config, {**p.env, "MW_TEST_HEALTH_PORT": str(port)}, p.tmp_path / f"run-{len(p.runs):03d}.log", now=now)

@@ -9,16 +9,14 @@ with a backoff, /healthz says why meanwhile, and the jobs start once it succeeds
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import pytest
 
+from daemonproc import free_port, healthz
 from macrowatch import scheduler
 from macrowatch.scheduler import Runner
 
@@ -75,20 +73,6 @@ def test_the_retries_back_off_up_to_a_minute_and_a_stop_ends_them(world, monkeyp
 
 
 # ---- the real daemon: the store held by another connection during the catch-up ------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, r.read().decode().strip()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode().strip()
-
 
 def wait_until(check, timeout: float, run) -> None:
     deadline = time.monotonic() + timeout
