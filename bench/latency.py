@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from macrowatch.app import Daemon  # noqa: E402
 from macrowatch.clock import Clock  # noqa: E402
 from macrowatch.config.load import load_config  # noqa: E402
+from macrowatch.runtime.daemon import Daemon  # noqa: E402
 from macrowatch.sources.base import LatestFetch, PriceFetch  # noqa: E402
 from macrowatch.sources.fred import FredClient  # noqa: E402
 from macrowatch.store import open_store  # noqa: E402

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from macrowatch.commands.replay import load_history
 from macrowatch.config.load import load_config
 from macrowatch.engine.evaluator import Engine
-from macrowatch.replay import load_history, run
+from macrowatch.runtime.history import run
 from macrowatch.sources.calendar import close_times
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "prices"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from macrowatch.cli import cli
+from macrowatch.commands.cli import cli
 from macrowatch.config import load, rules, sections
 from macrowatch.config.types import RULE_OUTCOMES, LevelKind, LevelState, Measure, Severity, Trigger
 

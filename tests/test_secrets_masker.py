@@ -24,13 +24,13 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner
 
-from macrowatch import health, logs
-from macrowatch.app import Daemon
-from macrowatch.cli import cli
 from macrowatch.clock import FakeClock
+from macrowatch.commands.cli import cli
 from macrowatch.config import load_config
 from macrowatch.model import Alert
-from macrowatch.service import secrets_of
+from macrowatch.runtime import health, logs
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.service import secrets_of
 from macrowatch.store import open_store
 from stubs.webhook import WebhookReceiver
 

@@ -1,3 +1,3 @@
-from macrowatch.cli import main
+from macrowatch.commands.cli import main
 
 main()

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import zoneinfo
+from collections.abc import Iterator
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ from macrowatch.config.types import (
 from macrowatch.engine.breakout import LevelMachine
 from macrowatch.engine.evaluator import Engine
 from macrowatch.model import Bar, Print
-from macrowatch.replay import History, events, run
+from macrowatch.runtime.history import History, run
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 DAY0 = dt.date(2024, 1, 2)
@@ -44,6 +45,18 @@ BREAKING = {Side.RESISTANCE: "breakout", Side.SUPPORT: "breakdown"}
 # closes in cents between 94 and 106: around a level of 100, hitting its band edges exactly now and then
 closes_st = st.lists(st.integers(9400, 10600).map(lambda c: c / 100), min_size=1, max_size=40)
 
+
+
+def events(history: History) -> Iterator[tuple[dt.datetime, str, object]]:
+    """("release", [Print]) and ("close", {instrument: Bar}) in time order; a release first at a tie."""
+    timeline: dict[tuple[dt.datetime, int], object] = {}
+    for p in history.prints:
+        timeline.setdefault((p.at, 0), []).append(p)
+    for iid in history.bars:
+        for bar in history.bar_list(iid):
+            timeline.setdefault((bar.at, 1), {})[iid] = bar
+    for at, kind in sorted(timeline):
+        yield at, ("release" if kind == 0 else "close"), timeline[(at, kind)]
 
 def _level(lid: str, kind: LevelKind, side: Side, params: BreakoutParams, **kw) -> Level:
     return Level(lid, "spx", kind, side, params, **kw)

@@ -13,14 +13,14 @@ import os
 import subprocess
 import sys
 
-from test_config_wording import GOOD  # the smallest valid config
+from config.test_config_wording import GOOD  # the smallest valid config
 
 # Each command runs in-process through click's runner; its exit code and output go out as one line each.
 RUN = """\
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 from click.testing import CliRunner
-from macrowatch.cli import cli
+from macrowatch.commands.cli import cli
 for args in sys.argv[1:]:
     result = CliRunner().invoke(cli, args.split("|"))
     print(result.exit_code, "|".join(result.output.splitlines()), flush=True)

@@ -33,11 +33,11 @@ from typing import Any
 
 import pytest
 
-from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
 from macrowatch.model import Alert
-from macrowatch.scheduler import Runner, make_scheduler
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner, make_scheduler
 from macrowatch.sources.fred import FredClient, RateLimiter
 from macrowatch.sources.prices import PriceSource
 from macrowatch.store import StoreError, open_store

@@ -35,7 +35,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from macrowatch.cli import cli
+from macrowatch.commands.cli import cli
 from macrowatch.config import yamlsrc
 from macrowatch.config.fields import Reader
 from macrowatch.config.problems import Loc, Problems

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from macrowatch import replay, status
-from macrowatch.app import Daemon
+from macrowatch.commands import status
 from macrowatch.config import load_config
 from macrowatch.engine.evaluator import Engine
 from macrowatch.model import Bar, Vintage
-from macrowatch.replay import History, macro_prints
-from macrowatch.scheduler import Runner
+from macrowatch.runtime import history as replay
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.history import History, macro_prints
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.store import open_store
 from stubs.fred import KEY
 from stubs.yahoo import YahooStub

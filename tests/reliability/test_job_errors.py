@@ -17,8 +17,8 @@ from contextlib import contextmanager
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR
 
-from macrowatch import logs
-from macrowatch.scheduler import Runner
+from macrowatch.runtime import logs
+from macrowatch.runtime.scheduler import Runner
 
 TRACE = ('Traceback (most recent call last):\n'
          '  File "/opt/x/apscheduler/executors/base.py", line 131, in run_job\n'

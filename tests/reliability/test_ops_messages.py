@@ -17,12 +17,12 @@ import zoneinfo
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 
-from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock, OffsetClock
 from macrowatch.config import load_config
 from macrowatch.model import Alert, Bar, Vintage
 from macrowatch.notify import chart
-from macrowatch.scheduler import Runner
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.sources import calendar
 from macrowatch.sources.base import LatestFetch, PriceFetch
 from macrowatch.store import open_store

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
+from macrowatch.runtime.daemon import Daemon
 from macrowatch.store import open_store
 from stubs.fred import KEY
 from stubs.yahoo import YahooStub

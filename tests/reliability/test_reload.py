@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 import daemonproc
-from macrowatch import ha
-from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
 from macrowatch.model import Bar
-from macrowatch.scheduler import Runner
+from macrowatch.runtime import ha
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.sources import calendar
 from macrowatch.sources.base import LatestFetch, PriceFetch, Quote
 from macrowatch.store import open_store

@@ -26,16 +26,16 @@ import pytest
 from click.testing import CliRunner
 
 import daemonproc
-from macrowatch.app import Daemon
-from macrowatch.cli import cli
 from macrowatch.clock import FakeClock
+from macrowatch.commands.cli import cli
+from macrowatch.commands.status import collect, render
 from macrowatch.config import ConfigError, load_config
 from macrowatch.model import Bar
-from macrowatch.scheduler import Runner
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.sources import calendar
 from macrowatch.sources.base import LatestFetch, PriceFetch, Quote
 from macrowatch.sources.fred import FredClient
-from macrowatch.status import collect, render
 from macrowatch.store import open_store
 from stubs.fred import FredStub
 from stubs.webhook import WebhookReceiver

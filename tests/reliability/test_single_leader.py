@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from daemonproc import free_port, healthz
-from macrowatch import ha
 from macrowatch.config import load_config
+from macrowatch.runtime import ha
 from macrowatch.store import Fenced
 
 from .world import CHANNELS, WARM, Processes, Run, Scenario, release_at
@@ -67,7 +67,7 @@ def test_a_second_lock_on_one_store_is_refused_until_the_first_is_released(tmp_p
 HOLD = textwrap.dedent("""\
     import sys, time
     from pathlib import Path
-    from macrowatch import ha
+    from macrowatch.runtime import ha
     lock = ha.SingleInstance("other:" + sys.argv[2], Path(sys.argv[1]))
     lock.start()
     print("held" if lock.term() == 0 else "refused", flush=True)

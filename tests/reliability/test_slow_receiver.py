@@ -16,13 +16,13 @@ import zoneinfo
 
 import pytest
 
-from macrowatch import status
 from macrowatch.clock import FakeClock
+from macrowatch.commands import status
 from macrowatch.config.types import Channel
-from macrowatch.health import Metrics
 from macrowatch.model import Alert
 from macrowatch.notify.outbox import Dispatcher
 from macrowatch.notify.send import send
+from macrowatch.runtime.health import Metrics
 from macrowatch.store import open_store
 from stubs import webhook as webhook_stub
 

@@ -17,8 +17,8 @@ from collections import Counter
 import pytest
 
 from daemonproc import free_port, healthz
-from macrowatch import scheduler
-from macrowatch.scheduler import Runner
+from macrowatch.runtime import scheduler
+from macrowatch.runtime.scheduler import Runner
 
 from . import test_faults
 from .test_faults import BREAKOUT, DAY, GAUGE, MINUTE

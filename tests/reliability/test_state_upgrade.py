@@ -16,10 +16,11 @@ import logging
 
 import pytest
 
-from macrowatch import replay, status
+from macrowatch.commands import status
 from macrowatch.engine.evaluator import Engine
 from macrowatch.model import Bar, Vintage
-from macrowatch.replay import History, macro_prints
+from macrowatch.runtime import history as replay
+from macrowatch.runtime.history import History, macro_prints
 
 from .test_history import START, Setup, close_of, yf_cache  # noqa: F401 - yf_cache: the fixture
 

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from macrowatch import ha
-from macrowatch.app import Daemon
-from macrowatch.cli import cli
 from macrowatch.clock import FakeClock
+from macrowatch.commands.cli import cli
 from macrowatch.config import load_config
-from macrowatch.scheduler import Runner
+from macrowatch.runtime import ha
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.store import Fenced, open_store
 from macrowatch.store.schema import MIGRATIONS
-from test_daemon_core import NY, Macro, Prices
+from runtime.test_daemon_core import NY, Macro, Prices
 
 T0 = dt.datetime(2019, 7, 1, 12, 0, tzinfo=NY)
 # Intervals of an hour: a FakeClock's times are years before the wall clock's, and APScheduler counts an interval

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from macrowatch import health
-from macrowatch.app import Daemon
 from macrowatch.clock import AcceleratedClock, Clock, FakeClock, OffsetClock, stop_aware_sleep
 from macrowatch.config import load_config
-from macrowatch.service import build
+from macrowatch.runtime import health
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.service import build
 from macrowatch.sources.base import FredError
 from macrowatch.sources.fred import RateLimiter
 from macrowatch.store import open_store

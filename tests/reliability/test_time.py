@@ -33,12 +33,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from macrowatch.app import Daemon
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
 from macrowatch.config.types import Trigger
 from macrowatch.model import Bar, Vintage
-from macrowatch.scheduler import Runner
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 from macrowatch.sources import calendar
 from macrowatch.sources.base import LatestFetch, PriceFetch, Quote
 from macrowatch.store import open_store

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from macrowatch.app import Daemon
-from macrowatch.scheduler import Runner
+from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.scheduler import Runner
 
 from .world import WARM, Processes, Scenario, release_at
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from daemonproc import Daemon, environment
-from macrowatch import replay
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
 from macrowatch.model import Alert, Bar, Vintage
 from macrowatch.notify.render import Context, title_of, when_line
-from macrowatch.replay import History, macro_prints
+from macrowatch.runtime import history as replay
+from macrowatch.runtime.history import History, macro_prints
 from macrowatch.sources import calendar
 from stubs.fred import KEY, FredStub
 from stubs.webhook import Received, WebhookReceiver

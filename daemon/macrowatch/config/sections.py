@@ -8,6 +8,7 @@ import zoneinfo
 from pathlib import Path
 
 from macrowatch.config.fields import Reader, describe, suggest
+from macrowatch.config.safeio import check_regular
 from macrowatch.config.types import (
     BreakoutParams,
     Channel,
@@ -24,7 +25,6 @@ from macrowatch.config.types import (
     YahooSource,
 )
 from macrowatch.config.yamlsrc import YNode
-from macrowatch.safeio import check_regular
 
 BREAKOUT_KEYS = ("approach_pct", "buffer_pct", "fail_within_bars")
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from macrowatch.config.problems import Loc, Problems
-from macrowatch.safeio import FileTooLarge, NotRegularFile, read_bytes
+from macrowatch.config.safeio import FileTooLarge, NotRegularFile, read_bytes
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000

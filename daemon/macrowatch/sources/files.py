@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from macrowatch import safeio
+from macrowatch.config import safeio
 from macrowatch.config.types import Macro
 from macrowatch.model import Vintage
 

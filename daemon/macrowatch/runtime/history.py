@@ -1,0 +1,92 @@
+"""History through the engine: what replay, `macrowatch test` and the daemon's rebuild from the store all feed.
+
+`macrowatch replay` loads CSV history into a History (commands/replay.py); `macrowatch test` builds one from its own
+notation; the daemon builds one from its store; all call `run`, so there is one code path from events to alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from macrowatch.config.types import Config, Macro
+from macrowatch.engine.evaluator import Engine
+from macrowatch.engine.outcomes import SeriesHistory, prints
+from macrowatch.engine.timeline import ns
+from macrowatch.model import Alert, Bar, Bars, Print, Vintage
+from macrowatch.sources import files
+from macrowatch.sources.calendar import CALENDAR_START, close_columns
+
+
+@dataclass
+class History:
+    """Everything a replay feeds the engine: daily bars per instrument (columns, or a list of Bars) and
+    every release print."""
+
+    bars: dict[str, Bars | list[Bar]] = field(default_factory=dict)
+    prints: list[Print] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # data that reads but says nothing (`FILE: what`)
+
+    def columns(self) -> dict[str, Bars]:
+        """The bars as columns."""
+        return {i: b if isinstance(b, Bars) else Bars.from_list(b) for i, b in self.bars.items()}
+
+    def bar_list(self, instrument: str) -> list[Bar]:
+        """One instrument's bars as Bar objects (charts want them)."""
+        b = self.bars.get(instrument, [])
+        return b.to_list() if isinstance(b, Bars) else list(b)
+
+
+def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
+                 override: dict[dt.date, float] | None) -> list[Print]:
+    """A series' prints, published on each realtime_start day at its release's time."""
+    tz = zoneinfo.ZoneInfo(config.timezone)
+    release = config.releases[macro.release]
+    history = SeriesHistory.from_vintages(vintages)
+    release_at = {d: dt.datetime.combine(d, release.time, tz) for d in history.release_days()}
+    consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"))
+    return prints(macro, history, release_at, consensus, label)
+
+
+def close_array(code: str, sessions: np.ndarray, tz: zoneinfo.ZoneInfo) -> np.ndarray:
+    """Each session's close (datetime64[ns] UTC) from the exchange calendar; NaT on a day the calendar knows to have
+    no session (a weekend, a holiday); 16:00 local before the calendar's first day (1990: see calendar.py)."""
+    keys, values = close_columns(code, sessions[0].astype(dt.date), sessions[-1].astype(dt.date))
+    if len(keys):
+        i = np.clip(np.searchsorted(keys, sessions), 0, len(keys) - 1)
+        out, off = values[i].copy(), keys[i] != sessions
+    else:  # every day before the calendar's first
+        out, off = np.full(len(sessions), np.datetime64("NaT", "ns")), np.ones(len(sessions), dtype=bool)
+    known = np.datetime64(CALENDAR_START)  # from here on, a day that is not a session is not a day for a bar
+    for j in np.flatnonzero(off):  # rare: a row on a day the calendar has no session
+        d = sessions[j].astype(dt.date)
+        out[j] = np.datetime64("NaT", "ns") if sessions[j] >= known else \
+            np.datetime64(dt.datetime.combine(d, dt.time(16), tz).astimezone(dt.UTC).replace(tzinfo=None), "ns")
+    return out
+
+
+def run(engine: Engine, history: History, start: dt.date | None = None, end: dt.date | None = None,
+        tz: str = "America/New_York") -> list[Alert]:
+    """Feed the history to the engine; the alerts from `start` to `end` (local dates, inclusive).
+
+    Events before `start` warm the state up; their alerts are dropped. Events after `end` are not fed.
+    """
+    zone = zoneinfo.ZoneInfo(tz)
+    bars, prints_ = history.columns(), list(history.prints)
+    if end is not None:
+        limit = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+        cut = np.datetime64(limit.astimezone(dt.UTC).replace(tzinfo=None), "ns")
+        bars = {i: _until(b, cut) for i, b in bars.items()}
+        prints_ = [p for p in prints_ if p.at < limit]
+    # A bar given as an object keeps its moment's time zone in the alerts; columns are UTC.
+    stamps = {ns(b.at): b.at for v in history.bars.values() if not isinstance(v, Bars) for b in v}
+    alerts = engine.feed(bars, prints_, stamps)
+    return [a for a in alerts if start is None or a.at.astimezone(zone).date() >= start]
+
+
+def _until(b: Bars, cut: np.datetime64) -> Bars:
+    n = int(np.searchsorted(b.at, cut, side="left"))
+    return Bars(b.session[:n], b.at[:n], b.open[:n], b.high[:n], b.low[:n], b.close[:n], b.volume[:n])

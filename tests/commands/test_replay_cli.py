@@ -1,0 +1,185 @@
+"""`macrowatch replay` over small CSV histories the tests write: windows, warm-up, formats, bad data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from macrowatch.commands.cli import cli
+from macrowatch.sources.calendar import close_times
+
+CONFIG = """\
+instruments:
+  spx: {symbol: "^GSPC", name: "S&P 500"}
+levels:
+  spx-100: {instrument: spx, price: 100, fail_within_bars: 2}
+releases:
+  es: {fred_release_id: 50, time: "08:30"}
+macro:
+  payrolls: {series: PAYEMS, release: es, measure: change, beat_by: 25}
+rules:
+  - name: breakout
+    when: {level: spx-100, entered: breakout}
+    message: "{spx.name} {spx.close:.2f} above {spx-100.price:.0f}"
+    labels: {desk: macro}
+  - name: confirmed
+    when: {level: spx-100, entered: confirmed}
+  - name: jobs-beat
+    when: {release: payrolls, outcome: beat}
+    severity: critical
+    message: "payrolls {payrolls.actual:+.0f}k vs {payrolls.consensus:+.0f}k"
+"""
+
+
+def sessions(start: dt.date, n: int) -> list[dt.date]:
+    return sorted(close_times("XNYS", start, start + dt.timedelta(days=3 * n)))[:n]
+
+
+def write_prices(path: Path, days: list[dt.date], closes: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+    rows += [f"{d},{c},{c + 1},{c - 1},{c},{c},1000" for d, c in zip(days, closes, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Closes 95 96 97 98 101 102 103 104 from 2019-07-01; payrolls +200k (consensus 150k) on 2019-07-05."""
+    days = sessions(dt.date(2019, 7, 1), 8)
+    write_prices(tmp_path / "data" / "prices" / "GSPC.csv", days, [95, 96, 97, 98, 101, 102, 103, 104])
+    macro = tmp_path / "data" / "macro"
+    macro.mkdir()
+    (macro / "PAYEMS.csv").write_text(textwrap.dedent("""\
+        date,realtime_start,value
+        2019-04-01,2019-06-07,1000
+        2019-05-01,2019-06-07,1100
+        2019-05-01,2019-07-05,1120
+        2019-06-01,2019-07-05,1320
+        """))
+    (macro / "consensus.csv").write_text("series,date,consensus\nPAYEMS,2019-06-01,150\n")
+    (tmp_path / "mw.yaml").write_text(CONFIG)
+    return tmp_path, days
+
+
+def replay(tmp_path: Path, *args: str):
+    return CliRunner().invoke(cli, ["replay", "-c", str(tmp_path / "mw.yaml"), "--data", str(tmp_path / "data"),
+                                    *args])
+
+
+def test_replay_text(data):
+    tmp_path, days = data
+    result = replay(tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # 2019-07-03 is an early close (13:00); the breakout is the 5th session, 2019-07-08.
+    assert lines == [
+        "2019-07-05 08:30 -0400 [critical] jobs-beat: payrolls +200k vs +150k",
+        "2019-07-08 16:00 -0400 [warning] breakout desk=macro: S&P 500 101.00 above 100",
+        "2019-07-10 16:00 -0400 [warning] confirmed: spx-100 entered confirmed",
+    ]
+    assert days[4] == dt.date(2019, 7, 8)
+
+
+def test_replay_jsonl_window_and_warmup(data):
+    """Alerts before --from are not reported, but the state they built is: confirmed still fires."""
+    tmp_path, _ = data
+    result = replay(tmp_path, "--from", "2019-07-09", "--to", "2019-07-31", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    alerts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(a["rule"], a["at"]) for a in alerts] == [("confirmed", "2019-07-10T16:00:00-04:00")]
+    assert set(alerts[0]) == {"rule", "at", "severity", "labels", "message", "evidence"}
+    assert alerts[0]["evidence"]["spx-100 entered confirmed"]["state"] == "confirmed"
+
+
+def test_replay_jsonl_is_strict_json_when_a_value_overflows(data):
+    """Finite values whose change overflows: the evidence shows null, not Infinity (which JSON has not)."""
+    tmp_path, _ = data
+    path = tmp_path / "data" / "macro" / "PAYEMS.csv"
+    path.write_text(path.read_text().replace("2019-05-01,2019-07-05,1120", "2019-05-01,2019-07-05,-1.7e308")
+                    .replace("2019-06-01,2019-07-05,1320", "2019-06-01,2019-07-05,1.7e308"))
+    result = replay(tmp_path, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+
+    def strict(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    alerts = [json.loads(line, parse_constant=strict) for line in result.stdout.splitlines()]
+    jobs = next(a for a in alerts if a["rule"] == "jobs-beat")
+    assert jobs["evidence"]["payrolls beat"]["actual"] is None
+
+
+def test_replay_to_stops_early(data):
+    tmp_path, _ = data
+    result = replay(tmp_path, "--to", "2019-07-05", "--format", "jsonl")
+    assert [json.loads(line)["rule"] for line in result.stdout.splitlines()] == ["jobs-beat"]
+
+
+def test_release_time_is_local_release_time(data):
+    tmp_path, _ = data
+    result = replay(tmp_path, "--format", "jsonl")
+    jobs = json.loads(result.stdout.splitlines()[0])
+    assert jobs["at"] == "2019-07-05T08:30:00-04:00"
+    assert jobs["evidence"]["payrolls beat"]["actual"] == 200.0  # 1320 - 1120: the prior month as revised then
+    assert jobs["evidence"]["payrolls beat"]["prior"] == 120.0
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: (d / "prices" / "GSPC.csv").unlink(), "prices/GSPC.csv: file not found"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-01,95\n2019-07-01,96\n"),
+     "prices/GSPC.csv:3: Date 2019-07-01 repeats the row before (2019-07-01); rows must be in date order"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-02,95\n2019-07-01,96\n"),
+     "prices/GSPC.csv:3: Date 2019-07-01 is before the row before (2019-07-02); rows must be in date order"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-01,abc\n"),
+     "prices/GSPC.csv:2: Close: 'abc' is not a number"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-01,-5\n"),
+     "prices/GSPC.csv:2: Close: '-5' is not a positive number"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n07/01/2019,95\n"),
+     "prices/GSPC.csv:2: Date: '07/01/2019' is not a date (YYYY-MM-DD)"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Day,Price\n2019-07-01,95\n"),
+     "prices/GSPC.csv:1: missing columns Date, Close (header: Day,Price)"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Open,High,Low,Close\n2019-07-01,95,94,90,95\n"),
+     "prices/GSPC.csv:2: High/Low (94.0, 90.0) contradict Open/Close (95.0, 95.0)"),
+    (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n"), "prices/GSPC.csv: no bars"),
+    (lambda d: (d / "macro" / "PAYEMS.csv").write_text("date,value\n2019-01-01,5\n"),
+     "macro/PAYEMS.csv:1: missing column realtime_start (header: date,value)"),
+    (lambda d: (d / "macro" / "PAYEMS.csv").write_text("date,realtime_start,value\n2019-01-01,2019-02-01,x\n"),
+     "macro/PAYEMS.csv:2: value: 'x' is not a number"),
+    (lambda d: (d / "macro" / "consensus.csv").write_text("series,date,consensus\nPAYEMS,2019-06-01,1\n"
+                                                          "PAYEMS,2019-06-01,2\n"),
+     "macro/consensus.csv:3: PAYEMS 2019-06-01: consensus given twice"),
+], ids=["missing-file", "repeated-date", "unordered", "bad-close", "negative-close", "bad-date", "bad-header",
+        "high-low-contradiction", "empty", "macro-header", "macro-value", "consensus-twice"])
+def test_bad_data_exit_2_naming_file_and_row(data, mutate, message):
+    tmp_path, _ = data
+    mutate(tmp_path / "data")
+    result = replay(tmp_path)
+    assert result.exit_code == 2
+    assert f"macrowatch replay: {tmp_path / 'data'}/{message}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_null_rows_are_gaps_not_errors(data):
+    tmp_path, days = data
+    text = (tmp_path / "data" / "prices" / "GSPC.csv").read_text()
+    text = text.replace(f"{days[1]},96,97,95,96,96,1000", f"{days[1]},null,null,null,null,null,null")
+    (tmp_path / "data" / "prices" / "GSPC.csv").write_text(text)
+    assert "null" in text
+    result = replay(tmp_path)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--from", "2019-08-01", "--to", "2019-07-01"], "--from is after --to"),
+    (["--from", "July"], "'July' does not match the format '%Y-%m-%d'"),
+    (["--format", "xml"], "'xml' is not one of 'text', 'jsonl'"),
+])
+def test_bad_arguments_exit_2(data, args, fragment):
+    tmp_path, _ = data
+    result = replay(tmp_path, *args)
+    assert result.exit_code == 2
+    assert fragment in result.output
