@@ -15,10 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 DATA_VAR = "MACROWATCH_TEST_DATA"
 SHARED_DATA = Path(os.environ.get(DATA_VAR) or REPO.parent / "shared" / "data")
 
-# The stub servers (Yahoo, FRED, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, webhook;
+# The stub servers (Yahoo, FRED, BLS, a webhook receiver) and their fixtures: yahoo_stub, fred_stub, bls_stub, webhook;
 # and a throwaway PostgreSQL server: postgres_server, postgres_url (a fresh database per test).
 # tests/ is on sys.path (the rootdir conftest, no __init__.py), so the stub package imports as `stubs`.
-pytest_plugins = ["stubs.yahoo", "stubs.fred", "stubs.webhook", "stubs.postgres"]
+pytest_plugins = ["stubs.yahoo", "stubs.fred", "stubs.bls", "stubs.forecasts", "stubs.webhook", "stubs.postgres"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

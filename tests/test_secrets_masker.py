@@ -1,6 +1,6 @@
 """One secret masker (secrets.py), one table: every kind of service and secret, against every output.
 
-Each row puts its secrets where users put them (the environment: a channel URL, the store URL, the FRED key),
+Each row puts its secrets where users put them (the environment: a channel URL, the store URL, an API key),
 drives one failing delivery through the real apprise plugin (json:// and form:// to a local receiver that
 answers 500 and quotes the tokens; the others through a dead proxy or to a refused mail port: never the
 internet), then searches each output for each secret, as written and percent-decoded:
@@ -38,11 +38,13 @@ NY = zoneinfo.ZoneInfo("America/New_York")
 NOW = dt.datetime(2019, 7, 9, 16, 1, tzinfo=NY)
 DEAD_PROXY = "http://127.0.0.1:9"  # https services go here, and are refused: never the internet
 FRED_KEY = "fredsecretkey0123456789abcdef012"
+BLS_KEY = "blssecretkey0123456789abcdef0123"
 
 CONFIG = """\
 store: "${MW_MASK_STORE}"
 sources:
   fred: {api_key: "${MW_MASK_FRED}", url: "http://127.0.0.1:9/fred"}
+  bls: {api_key: "${MW_MASK_BLS}", url: "http://127.0.0.1:9"}
 instruments:
   spx: {symbol: "^GSPC", name: "S&P 500"}
 levels:
@@ -84,6 +86,7 @@ KINDS = {
     "postgresql-query": Kind("json://{hook}/hook", ("QueryPassw0rdSecret",),
                              "postgresql://{user}@{server}?password=QueryPassw0rdSecret"),
     "fred": Kind("json://{hook}/hook", (FRED_KEY,)),
+    "bls": Kind("json://{hook}/hook", (BLS_KEY,)),
 }
 
 
@@ -101,6 +104,7 @@ def case(request, tmp_path, monkeypatch, webhook: WebhookReceiver):
     kind = KINDS[request.param]
     webhook.reply(500, f"invalid token(s): {' '.join(kind.secrets)}".encode())
     env = {"MW_MASK_DESK": kind.url.format(hook=f"127.0.0.1:{webhook.port}"), "MW_MASK_FRED": FRED_KEY,
+           "MW_MASK_BLS": BLS_KEY,
            "MW_MASK_STORE": _store_url(kind, request, tmp_path),
            "HTTPS_PROXY": DEAD_PROXY, "HTTP_PROXY": DEAD_PROXY, "NO_PROXY": "127.0.0.1,localhost"}
     for k, v in env.items():
@@ -124,8 +128,8 @@ def _outputs(path: Path, config, hidden: set[str]) -> dict[str, str]:
     try:
         daemon = Daemon(config, store, FakeClock(NOW), None, None, metrics=metrics)
         alert = Alert("breakout", NOW, "warning", {}, "S&P 500 above 100", {}, "breakout|2019-07-09", ("desk",))
-        daemon.dispatcher.submit([alert], NOW)
-        [outcome] = daemon.deliver()
+        daemon.alerts.dispatcher.submit([alert], NOW)
+        [outcome] = daemon.alerts.deliver(NOW)
         assert not outcome.ok, "the delivery must fail, or its error is not tested"
         [due] = store.due(NOW + dt.timedelta(days=1))
         stored = due.last_error

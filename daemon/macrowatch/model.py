@@ -46,7 +46,9 @@ class Print:
     consensus: float | None
     consensus_source: str           # "file", "inline", "baseline (mean of the last N first prints)" or "none"
     surprise: float | None
-    outcome: str                    # beat | miss | inline | unknown (no consensus)
+    # An Outcome of config/types.py (beat | miss | inline | unknown), a str enum: typed `str` here because this
+    # module sits below config and imports none of it (tests/test_layers.py).
+    outcome: str
 
 
 @dataclass(frozen=True)

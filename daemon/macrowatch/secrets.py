@@ -125,6 +125,28 @@ def mask_param(text: str, name: str) -> str:
     return re.sub(rf"({re.escape(name)}=)[^&\s\"'<>]*", rf"\g<1>{MASK}", text)
 
 
+class _QueryParamFilter(logging.Filter):
+    """Masks the value of `name=` in a logger's records (urllib3 logs each request's URL, query and all, at DEBUG)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.param = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = _message(record)
+        if f"{self.param}=" in text:
+            record.msg, record.args = mask_param(text, self.param), None
+        return True
+
+
+def mask_query_param_in_logs(name: str, logger: str = "urllib3.connectionpool") -> None:
+    """Mask `name=` in every record of `logger` from now on; installed once per name (a source keying its requests
+    by a query parameter calls this before its first request)."""
+    target = logging.getLogger(logger)
+    if not any(isinstance(f, _QueryParamFilter) and f.param == name for f in target.filters):
+        target.addFilter(_QueryParamFilter(name))
+
+
 def blank_urls(text: str) -> str:
     """`text` with anything URL-shaped (scheme://...) replaced by <url>: a secret a caller missed is not kept."""
     return _URL.sub("<url>", text)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from engine.helpers import on_close, on_release
 from macrowatch.commands.cli import cli
 from macrowatch.commands.status import ago, table
 from macrowatch.config import load_config
@@ -75,10 +76,10 @@ def build(config_path: Path) -> None:
     spx = [bar(29, 2990.0), bar(30, 2995.0), bar(31, 3010.0), bar(1, 2980.0), bar(2, 2985.5)]
     rut = [bar(29, 1590.0), bar(30, 1610.0), bar(31, 1620.0), bar(1, 1630.0), bar(2, 1625.0)]
     for s, r in zip(spx, rut, strict=True):
-        engine.on_close(s.at, {"spx": s, "rut": r})
+        on_close(engine, s.at, {"spx": s, "rut": r})
     published = dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY)
-    engine.on_release(published, [Print("payrolls", published, dt.date(2019, 7, 1), 164.0, 193.0, 150.0,
-                                        "file", 14.0, "beat")])
+    on_release(engine, [Print("payrolls", published, dt.date(2019, 7, 1), 164.0, 193.0, 150.0, "file", 14.0,
+                              "beat")])
     now_utc = NOW.astimezone(dt.UTC)
     with open_store(config.store) as store:
         store.put_bars("spx", spx)
@@ -272,7 +273,7 @@ def test_levels_without_bars_say_no_data_not_a_side(config_path: Path):
     config, _ = load_config(config_path)
     engine = Engine(config)
     for i, close in ((29, 2990.0), (30, 3010.0)):
-        engine.on_close(session(i)[1], {"spx": bar(i, close)})   # no bar of rut ever
+        on_close(engine, session(i)[1], {"spx": bar(i, close)})   # no bar of rut ever
     with open_store(config.store) as store:
         store.save_state("engine", engine.to_data())
     lines = invoke(config_path).output.splitlines()

@@ -303,7 +303,7 @@ CASES = [
           fred: {api_key: abc}
           bloomberg: {url: "https://example.com"}
         """,
-          (9, 3, None, "sources: unknown key 'bloomberg'; allowed: fred, yahoo")),
+          (9, 3, None, "sources: unknown key 'bloomberg'; allowed: fred, bls, yahoo, consensus")),
     extra("sources-fred-unknown-key", """\
         sources:
           fred: {apikey: abc}
@@ -316,6 +316,22 @@ CASES = [
         """,
           (8, 15, None, "sources.fred.url: expected an http:// or https:// URL, got 'ftp://mirror.example.com/fred'"),
           (9, 16, None, "sources.yahoo.url: expected an http:// or https:// URL, got 'mirror.example.com'")),
+    extra("sources-bls-unknown-key", """\
+        sources:
+          bls: {registrationkey: abc}
+        """,
+          (8, 9, None, "sources.bls: unknown key 'registrationkey'; allowed: api_key, url")),
+    extra("sources-bls-bad-values", """\
+        sources:
+          bls: {api_key: 12345, url: "api.bls.gov"}
+        """,
+          (8, 18, None, "sources.bls.api_key: expected a string, got the number 12345"),
+          (8, 30, None, "sources.bls.url: expected an http:// or https:// URL, got 'api.bls.gov'")),
+    extra("sources-bls-not-a-mapping", """\
+        sources:
+          bls: "${BLS_API_KEY}"
+        """,
+          (8, 8, None, "sources.bls: expected a mapping, got the string '${BLS_API_KEY}'")),
     extra("breakout-unknown-key", """\
         breakout:
           approach_pct: 1.0
@@ -615,7 +631,8 @@ CASES = [
           jobs:
             time: "08:30"
         """,
-          (9, 5, None, "releases.jobs: needs fred_release_id (FRED's release calendar) or dates, or both")),
+          (9, 5, None, "releases.jobs: needs fred_release_id (FRED's release calendar), bls (the BLS schedule) or "
+                       "dates; any of them may be combined")),
     extra("release-time-out-of-range", """\
         releases:
           jobs:
@@ -636,13 +653,55 @@ CASES = [
             fred_release_id: "fifty"
         """,
           (9, 22, None, "releases.jobs.fred_release_id: expected a whole number, got the string 'fifty'")),
+    extra("release-bls-empty", """\
+        releases:
+          jobs:
+            bls: "  "
+        """,
+          (9, 10, None, "releases.jobs.bls: must not be empty")),
+    extra("release-bls-not-a-string", """\
+        releases:
+          jobs: {fred_release_id: 50, bls: [Employment Situation]}
+        """,
+          (8, 36, None, "releases.jobs.bls: expected a string, got a list")),
+    extra("release-bls-unset-variable", """\
+        releases:
+          jobs: {bls: "${MW_NO_SUCH_TITLE}"}
+        """,
+          (8, 15, None, "releases.jobs.bls: environment variable MW_NO_SUCH_TITLE is not set")),
+    extra("macro-bls-series-lower-case", """\
+        releases:
+          jobs: {bls: Employment Situation}
+        macro:
+          payrolls: {series: PAYEMS, release: jobs, bls_series: ces0000000001}
+        """,
+          (10, 57, None, "macro.payrolls.bls_series: 'ces0000000001' is not a BLS series id (5 to 30 upper-case "
+                         "letters and digits, like CES0000000001) (did you mean 'CES0000000001'?)")),
+    extra("macro-bls-series-bad", """\
+        releases:
+          jobs: {bls: Employment Situation}
+        macro:
+          payrolls:
+            series: PAYEMS
+            release: jobs
+            bls_series: "CES 0000000001"
+        """,
+          (13, 17, None, "macro.payrolls.bls_series: 'CES 0000000001' is not a BLS series id (5 to 30 upper-case "
+                         "letters and digits, like CES0000000001)")),
+    extra("macro-bls-series-a-number", """\
+        releases:
+          jobs: {bls: Employment Situation}
+        macro:
+          payrolls: {series: PAYEMS, release: jobs, bls_series: 10000000001}
+        """,
+          (10, 57, None, "macro.payrolls.bls_series: expected a string, got the number 10000000001")),
     extra("release-unknown-key", """\
         releases:
           jobs:
             fred_release_id: 50
             at: "08:30"
         """,
-          (10, 5, None, "releases.jobs: unknown key 'at'; allowed: fred_release_id, time, dates")),
+          (10, 5, None, "releases.jobs: unknown key 'at'; allowed: fred_release_id, bls, time, dates")),
     extra("release-dates-empty", """\
         releases:
           jobs:
@@ -680,7 +739,7 @@ CASES = [
             beatby: 25
         """,
           (13, 5, None, "macro.payrolls: unknown key 'beatby' (did you mean 'beat_by'?); "
-                        "allowed: series, release, measure, consensus, beat_by, higher_is")),
+                        "allowed: series, release, measure, consensus, beat_by, higher_is, bls_series")),
     extra("macro-missing-series", """\
         releases:
           jobs: {fred_release_id: 50}
@@ -732,6 +791,123 @@ CASES = [
             higher_is: bad
         """,
           (13, 16, None, "macro.unrate.higher_is: 'bad' is not one of better, worse")),
+
+    extra("consensus-feed-unknown", """\
+        releases:
+          jobs: {fred_release_id: 50}
+        macro:
+          payrolls:
+            series: PAYEMS
+            release: jobs
+            consensus: {feed: forexfactroy, event: Non-Farm Employment Change, unit: 1000}
+        """,
+          (13, 23, None, "macro.payrolls.consensus.feed: 'forexfactroy' is not one of forexfactory, nasdaq "
+                         "(did you mean 'forexfactory'?)")),
+    extra("consensus-feed-unknown-key-and-no-event", """\
+        releases:
+          jobs: {fred_release_id: 50}
+        macro:
+          payrolls:
+            series: PAYEMS
+            release: jobs
+            consensus: {feed: nasdaq, title: Nonfarm Payrolls}
+        """,
+          (13, 31, None, "macro.payrolls.consensus: unknown key 'title'; allowed: feed, event, unit, country"),
+          (13, 16, None, "macro.payrolls.consensus: missing key 'event'")),
+    extra("consensus-feed-bad-values", """\
+        releases:
+          jobs: {fred_release_id: 50}
+        macro:
+          payrolls:
+            series: PAYEMS
+            release: jobs
+            consensus: {feed: nasdaq, event: " ", unit: 0, country: 5}
+        """,
+          (13, 38, None, "macro.payrolls.consensus.event: must not be empty"),
+          (13, 49, None, "macro.payrolls.consensus.unit: must be greater than 0, got 0"),
+          (13, 61, None, "macro.payrolls.consensus.country: expected a string, got the number 5")),
+    extra("consensus-forexfactory-country-by-name", """\
+        releases:
+          jobs: {fred_release_id: 50}
+        macro:
+          unrate:
+            series: UNRATE
+            release: jobs
+            consensus: {feed: forexfactory, event: Unemployment Rate, country: United States}
+        """,
+          (13, 72, None, "macro.unrate.consensus.country: ForexFactory names a country by its currency (USD, EUR, "
+                         "GBP, ...), got 'United States'")),
+    extra("consensus-file-after-a-feed", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi:
+            series: CPIAUCSL
+            release: cpi
+            consensus: [{feed: nasdaq, event: CPI}, {2019-07: 0.3}]
+        """,
+          (13, 45, None, "macro.cpi.consensus #2: a file or inline entry after a feed; it is tried first, so "
+                         "write it first")),
+    extra("consensus-two-tables", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi:
+            series: CPIAUCSL
+            release: cpi
+            consensus:
+              - {2019-07: 0.3}
+              - consensus.csv
+              - {feed: forexfactory, event: CPI m/m}
+        """,
+          (15, 9, None, "macro.cpi.consensus #2: a second file or inline entry (the first at <FILE>:14:9); one per "
+                        "macro")),
+    extra("consensus-empty-list", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi: {series: CPIAUCSL, release: cpi, consensus: []}
+        """,
+          (10, 52, None, "macro.cpi.consensus: must not be an empty list")),
+    extra("consensus-list-of-a-number", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi: {series: CPIAUCSL, release: cpi, consensus: [{feed: nasdaq, event: CPI}, 0.3]}
+        """,
+          (10, 81, None, "macro.cpi.consensus #2: expected a CSV file path (series,date,consensus), a mapping of "
+                         "reference month to consensus value or a feed entry {feed: forexfactory|nasdaq, event: "
+                         "TITLE, unit: N}, got the number 0.3")),
+    extra("consensus-a-number", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi: {series: CPIAUCSL, release: cpi, consensus: 0.3}
+        """,
+          (10, 52, None, "macro.cpi.consensus: expected a CSV file path (series,date,consensus), a mapping of "
+                         "reference month to consensus value or a feed entry {feed: forexfactory|nasdaq, event: "
+                         "TITLE, unit: N}; or a list of these, got the number 0.3")),
+    extra("consensus-feed-key-misspelt", """\
+        releases:
+          cpi: {fred_release_id: 10}
+        macro:
+          cpi: {series: CPIAUCSL, release: cpi, consensus: {fed: nasdaq}}
+        """,
+          (10, 53, None, "macro.cpi.consensus: unknown key 'fed' (did you mean 'feed'?); a feed entry has the keys "
+                         "feed, event, unit, country")),
+    extra("sources-consensus-unknown-feed", """\
+        sources:
+          consensus: {forexfactroy: {}, nasdaq: {url: api.nasdaq.com}}
+        """,
+          (8, 15, None, "sources.consensus: unknown key 'forexfactroy' (did you mean 'forexfactory'?); allowed: "
+                        "forexfactory, nasdaq"),
+          (8, 47, None, "sources.consensus.nasdaq.url: expected an http:// or https:// URL, got 'api.nasdaq.com'")),
+    extra("sources-consensus-feed-unknown-key", """\
+        sources:
+          consensus:
+            nasdaq: {user_agent: curl}
+        """,
+          (9, 14, None, "sources.consensus.nasdaq: unknown key 'user_agent'; allowed: url")),
 
     # ---- channels ---------------------------------------------------------------------------------------
     extra("channel-url-without-scheme", """\

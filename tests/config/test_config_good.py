@@ -16,7 +16,11 @@ from macrowatch.config.types import (
     AllOf,
     AnyOf,
     BreakoutParams,
+    ConsensusFeed,
+    ConsensusSources,
     Duration,
+    Feed,
+    FeedSource,
     Health,
     LevelEntered,
     LevelIn,
@@ -377,3 +381,125 @@ def test_directory_skips_rule_tests(tmp_path):
     write(d, "config: thesis.yaml\ntests: []\n", "thesis.test.yaml")
     config, _ = load_config(d)
     assert [f.name for f in config.files] == ["thesis.yaml"]
+
+
+BLS = """\
+sources:
+  bls: {api_key: "${MW_TEST_BLS_KEY}", url: "http://127.0.0.1:8003/"}
+instruments: {spx: {symbol: "^GSPC"}}
+levels: {l: {instrument: spx, price: 1}}
+releases:
+  es: {bls: "Employment Situation", time: "08:30"}
+  cpi: {fred_release_id: 10, bls: Consumer Price Index, dates: [2026-12-10]}
+macro:
+  payrolls: {series: PAYEMS, release: es, measure: change, bls_series: CES0000000001}
+  unrate: {series: UNRATE, release: es}
+rules: [{name: a, when: {level: l, state: below}}]
+"""
+
+
+def test_bls_source_schedule_titles_and_series(tmp_path, monkeypatch):
+    monkeypatch.setenv("MW_TEST_BLS_KEY", "b" * 32)
+    config, warnings = load_config(write(tmp_path, BLS))
+    assert warnings == []
+    assert (config.bls.api_key, config.bls.api_key_source, config.bls.url) == (
+        "b" * 32, "${MW_TEST_BLS_KEY}", "http://127.0.0.1:8003")  # trailing slash dropped
+    assert "b" * 32 not in repr(config.bls)
+    es, cpi = config.releases["es"], config.releases["cpi"]
+    assert (es.bls, es.fred_release_id, es.dates) == ("Employment Situation", None, ())  # the schedule alone will do
+    assert (cpi.bls, cpi.fred_release_id, cpi.dates) == ("Consumer Price Index", 10, (dt.date(2026, 12, 10),))
+    assert (config.macro["payrolls"].bls_series, config.macro["unrate"].bls_series) == ("CES0000000001", None)
+
+
+def test_bls_keys_round_trip_with_the_key_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("MW_TEST_BLS_KEY", "b" * 32)
+    config, _ = load_config(write(tmp_path, BLS))
+    text = yaml.safe_dump(dump(config), sort_keys=False)
+    assert "b" * 32 not in text and "${MW_TEST_BLS_KEY}" in text
+    again, _ = load_config(write(tmp_path, text, "again.yaml"))
+    assert _without_files(again) == _without_files(config)
+
+
+def test_bls_key_empty_after_expansion_is_keyless_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("MW_TEST_BLS_KEY", "")
+    config, warnings = load_config(write(tmp_path, BLS))
+    assert config.bls.api_key is None
+    assert [(w.loc.line, w.message) for w in warnings] == [
+        (1, "sources.bls.api_key: empty after expanding the environment; the BLS API is queried without a key "
+            "(25 queries a day)")]
+    bare, warned = load_config(write(tmp_path, BLS.replace('api_key: "${MW_TEST_BLS_KEY}", ', ""), "bare.yaml"))
+    assert (bare.bls.api_key, bare.bls.url, warned) == (None, "http://127.0.0.1:8003", [])  # keyless on purpose
+
+
+CONSENSUS = """\
+sources:
+  consensus: {forexfactory: {}, nasdaq: {url: "http://127.0.0.1:8004/"}}
+instruments: {spx: {symbol: "^GSPC"}}
+levels: {l: {instrument: spx, price: 1}}
+releases:
+  es: {bls: Employment Situation}
+  cpi: {fred_release_id: 10}
+macro:
+  payrolls:
+    series: PAYEMS
+    release: es
+    measure: change
+    consensus: {feed: forexfactory, event: Non-Farm Employment Change, unit: 1000}
+  unrate:
+    series: UNRATE
+    release: es
+    consensus:
+      - overrides.csv
+      - {feed: forexfactory, event: "Unemployment Rate "}
+      - {feed: nasdaq, event: Unemployment Rate, country: United States}
+  cpi:
+    series: CPIAUCSL
+    release: cpi
+    measure: pct_change
+    consensus: [{2026-11: 0.3}, {feed: nasdaq, event: CPI}]
+  claims: {series: ICSA, release: es, consensus: [{feed: forexfactory, event: Employment Change, country: cad}]}
+  plain: {series: UNRATE, release: es, consensus: overrides.csv}
+rules: [{name: a, when: {level: l, state: below}}]
+"""
+
+
+def test_consensus_feeds_and_lists(tmp_path):
+    (tmp_path / "overrides.csv").write_text("series,date,consensus\n")
+    config, warnings = load_config(write(tmp_path, CONSENSUS))
+    assert warnings == []
+    assert config.consensus == ConsensusSources(FeedSource(), FeedSource("http://127.0.0.1:8004"))
+    m = config.macro
+    assert (m["payrolls"].consensus_file, dict(m["payrolls"].consensus), m["payrolls"].feeds) == (
+        None, {}, (ConsensusFeed(Feed.FOREXFACTORY, "Non-Farm Employment Change", 1000.0),))
+    assert m["unrate"].consensus_file == (tmp_path / "overrides.csv").resolve()  # the file first, as before
+    assert m["unrate"].feeds == (ConsensusFeed(Feed.FOREXFACTORY, "Unemployment Rate"),  # trimmed, unit 1
+                                 ConsensusFeed(Feed.NASDAQ, "Unemployment Rate", 1.0, "United States"))
+    assert [f.in_country for f in m["unrate"].feeds] == ["USD", "United States"]
+    assert (dict(m["cpi"].consensus), m["cpi"].feeds) == (
+        {dt.date(2026, 11, 1): 0.3}, (ConsensusFeed(Feed.NASDAQ, "CPI"),))
+    assert m["claims"].feeds[0].in_country == "cad"
+    assert (m["plain"].consensus_file, m["plain"].feeds) == ((tmp_path / "overrides.csv").resolve(), ())
+
+
+def test_consensus_feeds_round_trip(tmp_path):
+    (tmp_path / "overrides.csv").write_text("series,date,consensus\n")
+    config, _ = load_config(write(tmp_path, CONSENSUS))
+    shown = dump(config)
+    assert shown["sources"]["consensus"] == {"nasdaq": {"url": "http://127.0.0.1:8004"}}
+    assert shown["macro"]["payrolls"]["consensus"] == {"feed": "forexfactory", "event": "Non-Farm Employment Change",
+                                                       "unit": 1000.0}
+    assert shown["macro"]["unrate"]["consensus"] == [
+        str((tmp_path / "overrides.csv").resolve()),
+        {"feed": "forexfactory", "event": "Unemployment Rate", "unit": 1.0},
+        {"feed": "nasdaq", "event": "Unemployment Rate", "unit": 1.0, "country": "United States"}]
+    again, _ = load_config(write(tmp_path, yaml.safe_dump(shown, sort_keys=False), "again.yaml"))
+    assert _without_files(again) == _without_files(config)
+
+
+def test_a_feed_not_configured_is_asked_at_its_own_address(tmp_path):
+    (tmp_path / "overrides.csv").write_text("series,date,consensus\n")
+    config, _ = load_config(write(tmp_path, CONSENSUS.replace(
+        'consensus: {forexfactory: {}, nasdaq: {url: "http://127.0.0.1:8004/"}}', "consensus: {}")))
+    assert config.consensus == ConsensusSources()
+    assert config.consensus.source(Feed.NASDAQ).url is None  # the feeds need no key: naming one is enough
+

@@ -9,19 +9,25 @@ import json
 import numpy as np
 import pytest
 
+from engine.helpers import on_release
 from macrowatch.config.types import (
     RULE_OUTCOMES,
     STATES,
     BreakoutParams,
+    Config,
     Level,
     LevelKind,
     LevelState,
+    Macro,
+    Measure,
     Outcome,
     Side,
 )
 from macrowatch.engine.batch import run_level
 from macrowatch.engine.breakout import LevelMachine
+from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import judge
+from macrowatch.model import Print
 
 START = dt.date(2024, 1, 1)
 PARAMS = BreakoutParams(approach_pct=1.0, buffer_pct=0.0, fail_within_bars=2)
@@ -128,3 +134,18 @@ def test_a_release_outcome_is_a_member_of_the_one_outcome_enum(actual, consensus
 def test_a_rule_asks_for_any_outcome_but_unknown_which_only_any_matches():
     assert [o.value for o in RULE_OUTCOMES] == ["beat", "miss", "inline", "any"]
     assert set(Outcome) - set(RULE_OUTCOMES) == {Outcome.UNKNOWN}
+
+
+def test_a_saved_print_loads_back_with_its_outcome_a_member_and_saves_as_the_plain_name():
+    config = Config(files=(), macro={"payrolls": Macro("payrolls", "PAYEMS", "employment-situation",
+                                                       Measure.CHANGE, beat_by=25.0)})
+    at = dt.datetime(2024, 3, 8, 13, 30, tzinfo=dt.UTC)
+    engine = Engine(config)
+    on_release(engine, [Print("payrolls", at, dt.date(2024, 2, 1), 200.0, 150.0, 160.0, "consensus (config)", 40.0,
+                              Outcome.BEAT)])
+    saved = json.loads(json.dumps(engine.to_data()))
+    assert saved["prints"]["payrolls"][0]["outcome"] == "beat"
+    restored = Engine(config)
+    restored.load(saved)
+    assert restored.prints["payrolls"][0].outcome is Outcome.BEAT
+    assert json.dumps(restored.to_data()) == json.dumps(engine.to_data())

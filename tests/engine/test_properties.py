@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from engine.helpers import on_close, on_release
 from macrowatch.config.types import (
     AllOf,
     AnyOf,
@@ -119,7 +120,7 @@ releases_st = st.dictionaries(st.integers(0, 39), st.sampled_from(["beat", "miss
 def feed(engine: Engine, evs) -> list:
     out = []
     for at, kind, payload in evs:
-        out += engine.on_release(at, payload) if kind == "release" else engine.on_close(at, payload)
+        out += on_release(engine, payload) if kind == "release" else on_close(engine, at, payload)
     return out
 
 
@@ -208,7 +209,7 @@ def test_engine_states_stay_on_their_side_and_rules_fire_once_per_true_stretch(c
     armed = dict.fromkeys(LEVEL_RULES, True)  # the condition was false (or never evaluated) since the last fire
     for at, kind, payload in events(history(closes, releases)):
         before = {lid: m.state for lid, m in engine.machines.items()}
-        alerts = engine.on_release(at, payload) if kind == "release" else engine.on_close(at, payload)
+        alerts = on_release(engine, payload) if kind == "release" else on_close(engine, at, payload)
         states = {lid: m.state for lid, m in engine.machines.items()}
         for lid, lvl in LEVELS.items():
             assert states[lid] in lvl.states

@@ -12,6 +12,7 @@ import zoneinfo
 
 import pytest
 
+from engine.helpers import on_close, on_release
 from macrowatch.config.types import (
     AllOf,
     AnyOf,
@@ -71,7 +72,7 @@ class Market:
     def close(self, day: dt.date, spx: float | None = None, rut: float | None = None) -> list[Alert]:
         bars = {iid: Bar(day, at_close(day), c, c, c, c) for iid, c in (("spx", spx), ("rut", rut))
                 if c is not None}
-        return self.engine.on_close(at_close(day), bars)
+        return on_close(self.engine, at_close(day), bars)
 
     def closes(self, *spx: float, start: dt.date = MON, days: list[int] | None = None) -> list[int]:
         """spx closes on consecutive days (or on the given day offsets); the number of alerts after each."""
@@ -83,7 +84,7 @@ class Market:
         surprise = None if consensus is None else actual - consensus
         p = Print("payrolls", at, dt.date(2024, 2, 1), actual, 150.0, consensus, "consensus (config)", surprise,
                   outcome)
-        return self.engine.on_release(at, [p])
+        return on_release(self.engine, [p])
 
     def intraday(self, at: dt.datetime, spx: float) -> list[Alert]:
         return self.engine.on_intraday(at, {"spx": spx})

@@ -36,6 +36,7 @@ from macrowatch.notify.render import (
 )
 from macrowatch.notify.send import mask, send
 from macrowatch.store import open_store
+from store.helpers import was_sent
 from stubs import webhook as webhook_stub
 
 webhook = webhook_stub.webhook  # the receiver fixture
@@ -268,7 +269,7 @@ def test_json_delivers_message_and_png_byte_identical(webhook, store):
                    context=CONTEXT)
     assert d.submit([make_alert()], T0) == [make_alert()]
     (outcome,) = d.deliver_due(T0)
-    assert outcome.ok and store.was_sent(make_alert().key, "desk")
+    assert outcome.ok and was_sent(store, make_alert().key, "desk")
     (req,) = webhook.requests
     body = req.json()
     assert body["title"] == "[CRITICAL] spx-breakout-with-jobs"

@@ -151,9 +151,10 @@ class World:
         return self.scenario.days[DAY][1]
 
     def job(self, job: Callable[..., Any], *args: Any) -> Any:
-        """Run a job as the scheduler would: a StoreError is logged and the job runs again later; others fail."""
+        """Run a job as the scheduler would, handing it the clock's `now` after `args`: a StoreError is logged and
+        the job runs again later; others fail."""
         try:
-            return job(*args)
+            return job(*args, self.clock.now())
         except StoreError as exc:
             self.raised.append(exc)
             return None
@@ -180,7 +181,7 @@ class World:
         """Let fake time pass with the delivery job running every `every` seconds."""
         for _ in range(int(minutes * 60 / every)):
             self.clock.advance(dt.timedelta(seconds=every))
-            self.job(self.daemon.deliver)
+            self.job(self.daemon.alerts.deliver)
 
 
 def dead_url() -> str:
@@ -227,7 +228,7 @@ def world(tmp_path, monkeypatch, yf_cache):
     prices, macro = price_source(yahoo.url, yf_cache), fred_client(fred.base_url)
     w = World(scenario, clock, None, store, store_path, yahoo, fred, alerts, ops, prices, macro)
     w.daemon = Daemon(config, store, clock, prices, macro, on_alert=w.fired.append)
-    w.daemon.start()  # warm-up on the history up to 07:00 of DAY: silent
+    w.daemon.start(clock.now())  # warm-up on the history up to 07:00 of DAY: silent
     assert w.fired == []
     yield w
     store.close()
@@ -246,7 +247,8 @@ class SourceFault:
 
     def on(self, w: World, source: str) -> None:
         if self.kind == "refused":
-            setattr(w.daemon, source, price_source(dead_url(), "") if source == "prices" else fred_client(dead_url()))
+            setattr(w.daemon.polls, source,
+                    price_source(dead_url(), "") if source == "prices" else fred_client(dead_url()))
         elif self.kind == "garbage-bar":  # high under low: no such bar can be true
             rows = w.scenario.yahoo_rows()
             rows[DAY] = (rows[DAY][0], 105.0, 90.0, 110.0, 105.0, 1e9)
@@ -263,7 +265,7 @@ class SourceFault:
             w.fred.fault(self.kind)
 
     def off(self, w: World, source: str) -> None:
-        w.daemon.prices, w.daemon.macro = w.prices, w.macro
+        w.daemon.polls.prices, w.daemon.polls.macro = w.prices, w.macro
         w.yahoo.clear_faults()
         w.yahoo.add_daily("^GSPC", w.scenario.yahoo_rows())
         with w.fred._lock:
@@ -292,16 +294,16 @@ def test_price_source_fault(world, fault):
     w.clock.set(w.close + MINUTE)
     fault.on(w, "prices")
     assert w.job(w.daemon.check_closes) == []
-    health = w.daemon.health["prices"]
+    health = w.daemon.outages.health["prices"]
     assert health.failing_since == w.close + MINUTE and fault.reason in health.error
     w.clock.advance(10 * MINUTE)
     w.job(w.daemon.check_closes)
-    w.job(w.daemon.heartbeat)
+    w.job(w.daemon.liveness.heartbeat)
     assert w.ops_alerts() == []                       # 10 min down: not yet
     w.clock.advance(6 * MINUTE)
     w.job(w.daemon.check_closes)
-    w.job(w.daemon.heartbeat)
-    w.job(w.daemon.heartbeat)
+    w.job(w.daemon.liveness.heartbeat)
+    w.job(w.daemon.liveness.heartbeat)
     assert w.ops_alerts() == ["ops-source-down"]      # past 15 min: once
     assert w.news() == []
 
@@ -338,9 +340,9 @@ def test_fred_fault_during_a_release(world, fault):
     w.clock.set(release - dt.timedelta(seconds=1))
     fault.on(w, "macro")
     errors = []
-    w.clock.at(release + dt.timedelta(seconds=8), lambda: errors.append(w.daemon.health["fred"].error))
+    w.clock.at(release + dt.timedelta(seconds=8), lambda: errors.append(w.daemon.outages.health["fred"].error))
     w.clock.at(release + dt.timedelta(seconds=10), lambda: fault.off(w, "macro"))
-    fired = w.job(w.daemon.burst, "daily", w.day)
+    fired = w.job(w.daemon.bursts.burst, "daily", w.day)
 
     assert [(a.rule, a.message, a.at) for a in fired] == [(*GAUGE, release)]   # the value, at its release
     assert w.clock.now() - release <= dt.timedelta(seconds=12)
@@ -348,7 +350,7 @@ def test_fred_fault_during_a_release(world, fault):
         assert errors == [None]
     else:
         assert fault.reason in errors[0]
-    assert w.daemon.health["fred"].failing_since is None
+    assert w.daemon.outages.health["fred"].failing_since is None
     w.tick(0.5)
     assert w.news() == [GAUGE] and w.ops_alerts() == []
     assert w.delivered() == {("gauge", "trading"): 1, ("gauge", "desk"): 1}
@@ -360,10 +362,10 @@ def test_fred_down_past_the_thresholds_raises_each_ops_alert_once_then_recovers(
     release = release_at(w.day)
     w.clock.set(release)
     w.fred.fault("500")
-    w.clock.every(dt.timedelta(seconds=10), lambda: w.job(w.daemon.heartbeat))
+    w.clock.every(dt.timedelta(seconds=10), lambda: w.job(w.daemon.liveness.heartbeat))
     w.clock.at(release + 9 * MINUTE, lambda: w.ops_alerts() == [] or pytest.fail(f"early: {w.ops_alerts()}"))
     w.clock.at(release + 17 * MINUTE, lambda: w.fred.faults.clear())
-    fired = w.job(w.daemon.burst, "daily", w.day)
+    fired = w.job(w.daemon.bursts.burst, "daily", w.day)
 
     assert [(a.rule, a.message) for a in fired] == [GAUGE]
     assert sorted(w.ops_alerts()) == ["ops-release-late", "ops-source-down"]
@@ -385,9 +387,9 @@ def test_clock_jumps_forward_each_missed_event_fires_once(world, days):
     # release bursts that were due meanwhile.
     w.job(w.daemon.check_closes)
     for i in range(DAY, DAY + days):
-        w.job(w.daemon.burst, "daily", w.scenario.day(i))
+        w.job(w.daemon.bursts.burst, "daily", w.scenario.day(i))
     w.job(w.daemon.check_closes)
-    w.job(w.daemon.heartbeat)
+    w.job(w.daemon.liveness.heartbeat)
     w.tick(0.5)
     expected = w.scenario.expected(w.daemon.config, warm, w.clock.now())
     assert len(expected) == 2 * days                # a release and a close a day
@@ -399,17 +401,17 @@ def test_clock_jumps_forward_each_missed_event_fires_once(world, days):
 def test_clock_jumps_backward_nothing_fires_twice_and_time_goes_on(world):
     w = world
     w.clock.set(w.close + MINUTE)
-    w.job(w.daemon.burst, "daily", w.day)
+    w.job(w.daemon.bursts.burst, "daily", w.day)
     w.job(w.daemon.check_closes)
     assert w.news() == [GAUGE, BREAKOUT]
     for back in (dt.timedelta(hours=1), dt.timedelta(days=1), dt.timedelta(days=30)):
         w.clock.set(w.close + MINUTE - back)
-        for job in (w.daemon.check_closes, w.daemon.heartbeat, w.daemon.deliver):
+        for job in (w.daemon.check_closes, w.daemon.liveness.heartbeat, w.daemon.alerts.deliver):
             w.job(job)
-        w.job(w.daemon.burst, "daily", w.day)
+        w.job(w.daemon.bursts.burst, "daily", w.day)
         assert w.news() == [GAUGE, BREAKOUT]
     w.clock.set(w.scenario.days[DAY + 1][1] + MINUTE)                       # and on again, to the next close
-    w.job(w.daemon.burst, "daily", w.scenario.day(DAY + 1))
+    w.job(w.daemon.bursts.burst, "daily", w.scenario.day(DAY + 1))
     w.job(w.daemon.check_closes)
     w.tick(0.5)
     assert [r for r, _m in w.news()] == ["gauge", "breakout", "gauge", "failed"]
@@ -473,7 +475,7 @@ def test_notifier_fault_backs_off_alerts_ops_and_delivers_once_when_back(world, 
     fault.off(w.alerts)
     w.tick(16)                                    # the longest backoff is 15 min
     assert w.delivered() == {("breakout", "trading"): 1, ("breakout", "desk"): 1, ("ops-delivery-failing", "ops"): 2}
-    assert w.daemon.dispatcher.pending() == 0 and w.store.repeats() == (0, [])  # nothing written: no repeat
+    assert w.daemon.alerts.dispatcher.pending() == 0 and w.store.repeats() == (0, [])  # nothing written: no repeat
     assert w.news() == [BREAKOUT] and w.raised == []
 
 
@@ -512,7 +514,7 @@ def test_disk_full_at_a_close(world, failing):
     for _ in range(3):
         w.clock.advance(MINUTE)
         w.job(w.daemon.check_closes)
-        w.job(w.daemon.heartbeat)
+        w.job(w.daemon.liveness.heartbeat)
     assert w.news() in ([], [BREAKOUT])
     assert sum(w.delivered().values()) <= 2         # sent at most once per channel while the disk is full
 
@@ -525,7 +527,7 @@ def test_disk_full_at_a_close(world, failing):
     # it (the log line, on_alert), and the next pass finds its key known.
     assert w.news() == ([] if failing == {"save_state"} else [BREAKOUT])
     assert w.delivered() == {("breakout", "trading"): 1, ("breakout", "desk"): 1}
-    assert w.daemon.dispatcher.pending() == 0 and w.ops_alerts() == []
+    assert w.daemon.alerts.dispatcher.pending() == 0 and w.ops_alerts() == []
     assert integrity(w.store_path) == "ok"
 
 
@@ -550,7 +552,7 @@ def test_disk_full_during_a_release_burst(world):
     w.clock.set(release)
     w.store.failing = {"put_vintages"}
     w.clock.at(release + dt.timedelta(seconds=30), lambda: w.store.failing.clear())
-    fired = w.job(w.daemon.burst, "daily", w.day)
+    fired = w.job(w.daemon.bursts.burst, "daily", w.day)
     assert [(a.rule, a.message, a.at) for a in fired or []] == [(*GAUGE, release)]
     assert w.clock.now() - release < dt.timedelta(seconds=35)
     w.tick(0.5)
@@ -564,10 +566,10 @@ def test_disk_full_when_a_source_down_alert_is_due_raises_it_once_the_disk_is_ba
     w.job(w.daemon.check_closes)
     w.clock.advance(16 * MINUTE)
     w.store.failing = {"enqueue", "save_state"}
-    w.job(w.daemon.heartbeat)                     # the threshold passes while nothing can be written
+    w.job(w.daemon.liveness.heartbeat)                     # the threshold passes while nothing can be written
     w.store.failing = set()
     w.clock.advance(dt.timedelta(seconds=10))
-    w.job(w.daemon.heartbeat)
+    w.job(w.daemon.liveness.heartbeat)
     w.tick(0.5)
     assert w.delivered() == {("ops-source-down", "ops"): 1}
 
@@ -580,7 +582,7 @@ def test_store_turned_read_only_by_sqlite_itself(world):
     w.store.pragma("PRAGMA query_only = 1")
     for _ in range(3):
         w.job(w.daemon.check_closes)
-        w.job(w.daemon.heartbeat)
+        w.job(w.daemon.liveness.heartbeat)
         w.tick(1)
     assert w.raised and all("readonly database" in str(e) for e in w.raised)
     assert w.delivered() == {} and w.news() == []
@@ -709,10 +711,10 @@ def test_a_stop_during_the_catch_up_returns_once_the_catch_up_is_done(world):
     catching_up = threading.Event()
     real_start = w.daemon.start
 
-    def slow_start() -> None:
+    def slow_start(now: dt.datetime) -> None:
         catching_up.set()
         time.sleep(0.5)
-        real_start()
+        real_start(now)
     w.daemon.start = slow_start
     runner.start()
     assert catching_up.wait(5)

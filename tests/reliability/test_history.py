@@ -119,9 +119,9 @@ class Setup:
         """Session i as the scheduler runs it: the 08:30 release's burst, then the close check after 16:00."""
         s_day = self.days[i][0]
         self.clock.set(max(self.clock.now(), release_at(s_day)))
-        d.burst("daily", s_day)
+        d.bursts.burst("daily", s_day, self.clock.now())
         self.clock.set(self.close(i) + dt.timedelta(minutes=1))
-        d.check_closes()
+        d.check_closes(self.clock.now())
 
     def config(self, dji: bool = False, spx_ath: bool = True, gauge2: bool = False, live: bool = False):
         release = f"fred_release_id: {RELEASE_ID}" if self.calendar else \
@@ -178,10 +178,11 @@ def test_yahoo_down_at_the_first_start_waits_for_the_whole_history(setup):
     started = s.clock.now()
     s.yahoo.fault("500")
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     assert s.news() == []
     assert s.ops_alerts() == ["ops-history-missing"]             # at once, and once while it lasts
-    assert d.heartbeat()["history_missing"] and "spx" in d.heartbeat()["history_missing"][0]
+    missing = d.liveness.heartbeat(s.clock.now())["history_missing"]
+    assert missing and "spx" in missing[0]
     shown = status.render(status.collect(d.config, s.store, s.clock.now()), d.config.timezone)
     assert any(line.startswith("history missing: spx (^GSPC: Yahoo server error (HTTP 500)") for line in shown)
     for i in (START, START + 1):                                  # closes of 110 and 112, Yahoo still down
@@ -191,7 +192,7 @@ def test_yahoo_down_at_the_first_start_waits_for_the_whole_history(setup):
 
     s.yahoo.clear_faults()
     s.clock.set(s.close(START + 1) + dt.timedelta(minutes=2))
-    d.check_closes()
+    d.check_closes(s.clock.now())
     bars = s.store.bars("spx")
     assert bars[0].session == s.days[0][0] and len(bars) == START + 2  # the whole history, not ten days
     assert d.engine.machines["spx-ath"].price == 120.0                 # the old high, for good
@@ -201,7 +202,7 @@ def test_yahoo_down_at_the_first_start_waits_for_the_whole_history(setup):
     # 110 and 112 are under the old high: no alert; 125 is the new high, against 120.
     assert s.news() == s.replayed(d.config, started, until)
     assert [m for r, m in s.news() if r == "spx-high"] == ["S&P 125.00 > 120.00"]
-    assert d.heartbeat()["history_missing"] == []
+    assert d.liveness.heartbeat(s.clock.now())["history_missing"] == []
     shown = status.render(status.collect(d.config, s.store, s.clock.now()), d.config.timezone)
     assert not any("history missing" in line for line in shown)
 
@@ -212,16 +213,16 @@ def test_yahoo_down_at_the_first_start_and_back_after_a_close_sends_that_close_l
     started = s.clock.now()
     s.yahoo.fault("500")
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     for i in (START, START + 1, START + 2):                          # 125, the new high: Yahoo still down
         s.session(d, i)
     assert [r for r, _m in s.news() if r == "spx-high"] == []
     s.yahoo.clear_faults()
     s.clock.advance(dt.timedelta(minutes=1))
-    d.check_closes()
-    d.check_closes()
+    d.check_closes(s.clock.now())
+    d.check_closes(s.clock.now())
     d2 = s.daemon()                                                   # and a restart repeats nothing
-    d2.start()
+    d2.start(s.clock.now())
     assert [m for r, m in s.news() if r == "spx-high"] == ["S&P 125.00 > 120.00"]
     assert s.news() == s.replayed(d.config, started, s.clock.now())
 
@@ -231,18 +232,18 @@ def test_fred_down_at_the_first_start_then_back_in_a_burst_fires_only_that_relea
     started = s.clock.now()
     s.fred.fault("500")
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     assert s.news() == [] and s.ops_alerts() == ["ops-history-missing"]
     day = s.days[START][0]
     s.clock.set(release_at(day))
     s.clock.at(release_at(day) + dt.timedelta(minutes=4), lambda: s.fred.faults.clear())
-    d.burst("daily", day)
+    d.bursts.burst("daily", day, s.clock.now())
     assert s.news() == [("gauge", "gauge 1050")]                     # not the 50 releases before it
     assert len(s.store.vintages("GAUGE")) == START + 1               # all of them, from the first
     d2 = s.daemon()                                                   # a restart: nothing again
-    d2.start()
+    d2.start(s.clock.now())
     s.clock.set(s.close(START) + dt.timedelta(minutes=1))
-    d2.check_closes()
+    d2.check_closes(s.clock.now())
     s.session(d2, START + 1)
     assert s.news() == s.replayed(d.config, started, s.clock.now())
     assert s.ops_alerts() == ["ops-history-missing"]
@@ -251,24 +252,24 @@ def test_fred_down_at_the_first_start_then_back_in_a_burst_fires_only_that_relea
 def test_fred_down_at_the_first_start_then_a_restart_sends_no_old_release(setup):
     s = setup
     s.fred.fault("500")
-    s.daemon().start()
+    s.daemon().start(s.clock.now())
     s.clock.advance(dt.timedelta(minutes=10))
     s.fred.faults.clear()
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     assert s.news() == []
     assert len(s.store.vintages("GAUGE")) == START                   # today's comes at 08:30
     s.clock.set(release_at(s.days[START][0]) + dt.timedelta(seconds=10))
-    d.burst("daily", s.days[START][0])
+    d.bursts.burst("daily", s.days[START][0], s.clock.now())
     assert s.news() == [("gauge", "gauge 1050")]
 
 
 def test_an_instrument_added_to_the_config_gets_its_whole_history(setup):
     s = setup
-    s.daemon().start()                                                # spx alone
+    s.daemon().start(s.clock.now())                                   # spx alone
     s.clock.set(s.close(START) + dt.timedelta(minutes=1))
     d = s.daemon(dji=True)                                            # dji added, then a restart
-    d.start()
+    d.start(s.clock.now())
     dji = s.store.bars("dji")
     assert dji[0].session == s.days[0][0] and len(dji) == START + 1
     assert d.engine.machines["dji-ath"].price == 120.0
@@ -288,28 +289,28 @@ def calendar_setup(tmp_path, monkeypatch, yf_cache):
 def test_the_release_calendar_down_at_a_start_keeps_the_last_schedule_and_asks_again_soon(calendar_setup):
     s = calendar_setup
     first = s.daemon()
-    first.start()
+    first.start(s.clock.now())
     ahead = [d for d, _at in s.days[START:START + 3]]
-    assert first.schedule["daily"][-3:] != [] and set(ahead) <= set(first.schedule["daily"])
+    assert first.bursts.schedule["daily"][-3:] != [] and set(ahead) <= set(first.bursts.schedule["daily"])
     saved = s.store.load_state("schedule")["releases"]["daily"]
 
     s.fred.fault("500", RELEASE_ID)                                    # the calendar alone is down
     d = s.daemon()
-    d.start()
-    assert set(ahead) <= set(d.schedule["daily"])                      # kept in memory...
+    d.start(s.clock.now())
+    assert set(ahead) <= set(d.bursts.schedule["daily"])               # kept in memory...
     assert s.store.load_state("schedule")["releases"]["daily"] == saved  # ...and in the store, not []
-    assert d.schedule_failures == 1
+    assert d.bursts.schedule_failures == 1
     runner = Runner(d, closes_every=3600, deliver_every=3600, heartbeat_every=3600, intraday_every=0)
     runner.scheduler.start(paused=True)
     try:
-        runner._schedule_releases()
+        runner.releases.schedule()
         jobs = {j.id: j for j in runner.scheduler.get_jobs()}
         assert f"release:daily:{ahead[0]}" in jobs                     # the burst is scheduled all the same
         retry = jobs["schedule-retry"].next_run_time
         assert dt.timedelta(0) < retry - d.clock.to_wall(d.clock.now()) <= dt.timedelta(seconds=10)
         s.fred.faults.clear()
-        runner._refresh_schedule()                                     # the retry: back to normal
-        assert d.schedule_failures == 0 and s.store.load_state("schedule")["failing_since"] is None
+        runner.releases.refresh()                                      # the retry: back to normal
+        assert d.bursts.schedule_failures == 0 and s.store.load_state("schedule")["failing_since"] is None
     finally:
         runner.scheduler.shutdown(wait=False)
 
@@ -319,9 +320,9 @@ def test_a_level_and_a_macro_added_by_a_reload_start_from_the_whole_history(setu
     and the new macro's old releases are not news."""
     s = setup
     d = s.daemon(spx_ath=False)
-    d.start()
+    d.start(s.clock.now())
     s.session(d, START)
-    d.reload(s.config(spx_ath=True, gauge2=True))
+    d.reload(s.config(spx_ath=True, gauge2=True), s.clock.now())
     for i in (START + 1, START + 2):
         s.session(d, i)
     assert d.engine.machines["spx-ath"].price == 120.0
@@ -335,13 +336,13 @@ def test_an_intraday_rule_on_an_instrument_without_its_history_stays_silent(setu
     s.yahoo.fault("500")
     d = Daemon(s.config(live=True), s.store, s.clock, price_source(s.yahoo.url, s.yf_cache),
                fred_client(s.fred.base_url), on_alert=s.fired.append)
-    d.start()
+    d.start(s.clock.now())
     s.yahoo.clear_faults()
     day = s.days[START][0]
     bar = dt.datetime.combine(day, dt.time(10, 0), release_at(day).tzinfo)
     s.yahoo.add_intraday("^GSPC", [(bar + dt.timedelta(minutes=m), 110.0, 110.5, 109.5, 110.0, 1e6) for m in range(5)])
     s.clock.set(bar + dt.timedelta(minutes=5))
-    assert d.intraday() == []                       # the level is not known: nothing to say about it
-    d.check_closes()                                # the history comes in (a close check, every minute)
+    assert d.intraday(s.clock.now()) == []          # the level is not known: nothing to say about it
+    d.check_closes(s.clock.now())                   # the history comes in (a close check, every minute)
     s.clock.advance(dt.timedelta(minutes=1))
-    assert [a.message for a in d.intraday()] == ["S&P below"]  # 110 under the old high of 120
+    assert [a.message for a in d.intraday(s.clock.now())] == ["S&P below"]  # 110 under the old high of 120

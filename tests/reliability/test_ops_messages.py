@@ -108,7 +108,7 @@ def make(world, have=("spx", "rut"), series=True, clock=None) -> Daemon:
 def start_lines(d: Daemon, caplog) -> list[tuple[int, str]]:
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="macrowatch.app"):
-        d.start()
+        d.start(d.clock.now())
     return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "macrowatch.app"]
 
 
@@ -149,13 +149,13 @@ def test_a_chart_marks_every_release_in_its_window(world, monkeypatch):
     monkeypatch.setattr(chart, "draw", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
     _tmp, clock = world
     d = make(world)
-    d.charts_dir = world[0] / "charts"
-    d.start()                                               # warmed up on the 06-07 and 07-05 releases
+    d.alerts.charts_dir = world[0] / "charts"
+    d.start(d.clock.now())                                               # warmed up on the 06-07 and 07-05 releases
     clock.set(dt.datetime(2019, 7, 9, 16, 1, tzinfo=NY))
-    assert [a.rule for a in d.check_closes()] == ["breakout"]
+    assert [a.rule for a in d.check_closes(clock.now())] == ["breakout"]
     [picture] = drawn                                       # bars from 06-03 to 07-09: both releases in view
     assert [t.astimezone(NY).date() for t in picture.releases] == [dt.date(2019, 6, 7), dt.date(2019, 7, 5)]
-    assert len(list(d.charts_dir.glob("*.png"))) == 1
+    assert len(list(d.alerts.charts_dir.glob("*.png"))) == 1
 
 
 # ---- a slow send and the delivery job ------------------------------------------------------------------------
@@ -163,9 +163,9 @@ def test_a_chart_marks_every_release_in_its_window(world, monkeypatch):
 def test_a_slow_send_does_not_make_the_delivery_job_warn_at_each_run(world, webhook, monkeypatch, caplog):
     monkeypatch.setenv("MW_OPS_MESSAGES_DESK", webhook.url("json"))
     d = make(world, clock=OffsetClock(world[1].now()))  # a scheduler runs on real time
-    d.start()
+    d.start(d.clock.now())
     now = d.clock.now()
-    d.dispatcher.submit([Alert("breakout", now, "info", {}, "a slow one", {}, "slow|1", ("desk",), None)], now)
+    d.alerts.dispatcher.submit([Alert("breakout", now, "info", {}, "a slow one", {}, "slow|1", ("desk",), None)], now)
     webhook.slow(30.0)                                     # takes the request and holds it until restore()
     runner = Runner(d, closes_every=3600, deliver_every=0.05, heartbeat_every=3600, schedule_every=3600,
                     intraday_every=0)
@@ -193,5 +193,5 @@ def test_a_slow_send_does_not_make_the_delivery_job_warn_at_each_run(world, webh
         runner.shutdown()
     assert skipped == []
     assert runs["deliver"] >= 5                           # each run beside the slow one returned at once
-    assert len(webhook.wait_for(1)) == 1 and d.dispatcher.pending() == 0  # and the alert went once
+    assert len(webhook.wait_for(1)) == 1 and d.alerts.dispatcher.pending() == 0  # and the alert went once
     d.store.close()

@@ -52,14 +52,14 @@ def test_a_value_stored_by_a_catch_up_before_its_release_time_fires_at_the_relea
         fired = []
         make = lambda: Daemon(config, store, clock, price_source(yahoo.url, str(tmp_path / "yf")),  # noqa: E731
                               fred_client(fred.base_url), on_alert=fired.append)
-        make().start()                                # the first start: warm on the history, silent
+        make().start(clock.now())                     # the first start: warm on the history, silent
         clock.set(at - dt.timedelta(seconds=2))
         daemon = make()                               # a restart (or a takeover) 2 s before the release
-        daemon.start()
+        daemon.start(clock.now())
         assert any(v.realtime_start == at.date() for v in store.vintages(SERIES)), "FRED had it at the catch-up"
         assert fired == []                            # not evaluated before its time
         clock.set(at)
-        alerts = daemon.burst("daily", at.date())     # the burst job, at the release time
+        alerts = daemon.bursts.burst("daily", at.date(), clock.now())  # the burst job, at the release time
         assert [a.rule for a in alerts] == ["gauge"] == [a.rule for a in fired]
         assert alerts[0].at == at
         assert sorted(r.path for r in receiver.requests) == ["/desk", "/trading"]  # delivered at once

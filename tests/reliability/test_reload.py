@@ -95,7 +95,7 @@ def running(tmp_path):
                     Macro())
     runner = Runner(daemon, closes_every=3600, deliver_every=3600, heartbeat_every=3600, intraday_every=0)
     runner.start()
-    assert runner.caught_up.wait(10)
+    assert runner.catch_up.done.wait(10)
     yield runner, path, store
     runner.stop()
     runner.shutdown()

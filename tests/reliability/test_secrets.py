@@ -149,25 +149,25 @@ def test_secrets_never_leave_the_daemon(tmp_path, env, fred, caplog):
     daemon = Daemon(config, open_store(config.store), clock, Prices(), client, on_alert=alerts.append)
     fred.fault("bad_key", "ICSA")  # one series always refused: the source fails on and on
     fred.fault("500", "50", times=1)  # the release calendar, once
-    daemon.start()
+    daemon.start(clock.now())
 
     # FRED's other failures, one refresh each; then a close that fires an alert to every channel.
     for fault in ("500", "html", "malformed", "429", "empty", "bad_key"):
         fred.fault(fault, "PAYEMS", times=1)
-        daemon.refresh_vintages(clock.now())
-    daemon.refresh_schedule(clock.now())
+        daemon.polls.refresh_vintages(clock.now())
+    daemon.bursts.refresh_schedule(clock.now())
     clock.set(dt.datetime(2019, 7, 9, 16, 1, tzinfo=NY))
-    daemon.check_closes()
+    daemon.check_closes(clock.now())
     # Retries with backoff until the trading channel has failed 5 times (an ops alert), then the source-down alert.
     for _ in range(8):
         clock.advance(dt.timedelta(minutes=16))
-        daemon.deliver()
-        daemon.heartbeat()
+        daemon.alerts.deliver(clock.now())
+        daemon.liveness.heartbeat(clock.now())
     fred.stop()  # and FRED goes away altogether: down for longer than an ops alert waits
     for _ in range(2):
-        daemon.refresh_vintages(clock.now())
-        daemon.heartbeat()
-        daemon.deliver()
+        daemon.polls.refresh_vintages(clock.now())
+        daemon.liveness.heartbeat(clock.now())
+        daemon.alerts.deliver(clock.now())
         clock.advance(dt.timedelta(minutes=16))
 
     # It did fail everywhere, and said so: the test is not vacuous.
@@ -185,7 +185,7 @@ def test_secrets_never_leave_the_daemon(tmp_path, env, fred, caplog):
                "warnings": "\n".join(map(str, warnings)),
                "status": "\n".join(render(collect(config, daemon.store, clock.now()), config.timezone))
                + json.dumps(collect(config, daemon.store, clock.now())),
-               "daemon state": json.dumps(daemon.heartbeat()) + daemon.status_line()}
+               "daemon state": json.dumps(daemon.liveness.heartbeat(clock.now())) + daemon.status_line()}
     daemon.store.close()
     outputs["store"] = _dump_database(Path(config.store))
     runner = CliRunner()

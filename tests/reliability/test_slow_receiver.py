@@ -24,6 +24,7 @@ from macrowatch.notify.outbox import Dispatcher
 from macrowatch.notify.send import send
 from macrowatch.runtime.health import Metrics
 from macrowatch.store import open_store
+from store.helpers import was_sent
 from stubs import webhook as webhook_stub
 
 from . import test_faults
@@ -112,7 +113,7 @@ def test_a_receiver_answering_after_the_timeout_gets_the_alert_at_most_twice_and
         first, second, *rest = passes(d, 6)
     assert copies(webhook, 2) == 2 and all(r.status == 200 for r in webhook.requests)  # it took both
     assert len(other.requests) == 1           # the channel's other URL answered at once: it had it once
-    assert store.pending() == 0 and store.was_sent(KEY, "desk")
+    assert store.pending() == 0 and was_sent(store, KEY, "desk")
     assert store.repeats() == (1, [(KEY, "desk", 1)])
     # The first send's outcome is unknown: a failure, counted as a possible repeat, retried after the backoff.
     assert [(o.ok, o.repeats) for o in first] == [(False, 1)] and "may have" in first[0].reason
@@ -170,7 +171,7 @@ def test_the_daemon_counts_a_hung_receiver_once_per_channel_and_sends_it_no_thir
     w.alerts.slow(30.0)                           # it takes every request and holds it: answered at restore()
     assert [(a.rule, a.message) for a in w.job(w.daemon.check_closes)] == [BREAKOUT]
     w.tick(20)                                    # every backoff passes: no endless retries
-    assert w.daemon.dispatcher.pending() == 0 and attempts(w.store_path) == {"trading": 1, "desk": 1}
+    assert w.daemon.alerts.dispatcher.pending() == 0 and attempts(w.store_path) == {"trading": 1, "desk": 1}
     w.alerts.restore()                            # the held requests are answered now (200): all were taken
     w.alerts.wait_for(4, timeout=5.0)
     assert w.delivered() == {("breakout", "trading"): 2, ("breakout", "desk"): 2}

@@ -1,6 +1,6 @@
 """A start-up that fails is tried again until it succeeds: never a process that looks alive and does nothing.
 
-The catch-up (`Runner._startup`, the first job) adds every other job once it is done. A catch-up that failed
+The catch-up (`Runner._startup`, the first job: catchup.py) adds every other job once it is done. A catch-up that failed
 (the SQLite store held by another connection, a full disk) used to leave the process up with no close,
 release, delivery or heartbeat job, for good; /healthz answered 503 and nothing healed it. Now it is tried again
 with a backoff, /healthz says why meanwhile, and the jobs start once it succeeds.
@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from daemonproc import free_port, healthz
-from macrowatch.runtime import scheduler
+from macrowatch.runtime import catchup
 from macrowatch.runtime.scheduler import Runner
 
 from . import test_faults
@@ -38,7 +38,7 @@ def test_a_catch_up_failing_on_a_full_disk_is_tried_again_and_the_jobs_start(wor
     runner = Runner(w.daemon, closes_every=3600, deliver_every=3600, heartbeat_every=3600, intraday_every=0)
     runner.scheduler.start(paused=True)             # a real job store; nothing runs on its own
     try:
-        assert runner.startup_status() == "starting: catching up"
+        assert runner.catch_up.status() == "starting: catching up"
         runner._startup()
         jobs = {job.id for job in runner.scheduler.get_jobs()}
     finally:
@@ -47,7 +47,7 @@ def test_a_catch_up_failing_on_a_full_disk_is_tried_again_and_the_jobs_start(wor
     failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("catch-up failed")]
     assert len(failed) == 1 and "database or disk is full" in failed[0] and "next try in 1 s" in failed[0]
     assert {"closes", "deliver", "heartbeat", "schedule"} <= jobs
-    assert runner.caught_up.is_set() and runner.startup_status() is None
+    assert runner.catch_up.done.is_set() and runner.catch_up.status() is None
     assert sorted(w.news()) == sorted([GAUGE, BREAKOUT])          # the catch-up's alerts, each once
     assert w.delivered() == Counter({(rule, c): 1 for rule in ("gauge", "breakout") for c in CHANNELS})
 
@@ -55,7 +55,7 @@ def test_a_catch_up_failing_on_a_full_disk_is_tried_again_and_the_jobs_start(wor
 def test_the_retries_back_off_up_to_a_minute_and_a_stop_ends_them(world, monkeypatch):
     w = world
     waits: list[float] = []
-    monkeypatch.setattr(w.daemon, "start", lambda: (_ for _ in ()).throw(OSError("No space left on device")))
+    monkeypatch.setattr(w.daemon, "start", lambda now: (_ for _ in ()).throw(OSError("No space left on device")))
     runner = Runner(w.daemon, intraday_every=0)
     real_wait = w.clock.wait
 
@@ -67,9 +67,9 @@ def test_the_retries_back_off_up_to_a_minute_and_a_stop_ends_them(world, monkeyp
     monkeypatch.setattr(w.clock, "wait", wait)
     runner._startup()                               # returns once stopped: no job added, never caught up
     assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
-    assert runner.scheduler.get_jobs() == [] and not runner.caught_up.is_set()
-    assert runner.startup_status().startswith("starting: catch-up failed: OSError: No space left on device;")
-    assert scheduler.STARTUP_RETRY_MAX == 60
+    assert runner.scheduler.get_jobs() == [] and not runner.catch_up.done.is_set()
+    assert runner.catch_up.status().startswith("starting: catch-up failed: OSError: No space left on device;")
+    assert catchup.STARTUP_RETRY_MAX == 60
 
 
 # ---- the real daemon: the store held by another connection during the catch-up ------------------------

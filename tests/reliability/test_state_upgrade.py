@@ -70,7 +70,7 @@ def write_raw_state(s: Setup, text: str) -> None:
 def test_an_unreadable_engine_state_is_rebuilt_from_the_store(setup, spoil, caplog):
     s = setup
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     for i in (START, START + 1, START + 2):
         s.session(d, i)
     assert [m for r, m in s.news() if r == "spx-high"] == ["S&P 125.00 > 120.00"]
@@ -88,7 +88,7 @@ def test_an_unreadable_engine_state_is_rebuilt_from_the_store(setup, spoil, capl
     s.fired.clear()
     with caplog.at_level(logging.WARNING, logger="macrowatch.app"):
         d2 = s.daemon()                                               # an upgraded daemon on the same store
-        d2.start()
+        d2.start(s.clock.now())
     assert any("rebuilt from the store's history" in r.getMessage() for r in caplog.records), caplog.text
     assert s.news() == []                                             # nothing old again
     assert len(s.trading.requests) == sent
@@ -102,7 +102,7 @@ def test_an_unreadable_engine_state_is_rebuilt_from_the_store(setup, spoil, capl
     assert s.news() == [("gauge", "gauge 1053")]
     assert len(s.trading.requests) == sent + 1
     d3 = s.daemon()                                                   # and a restart loads the state saved
-    d3.start()
+    d3.start(s.clock.now())
     assert s.news() == [("gauge", "gauge 1053")]
     assert d3.engine.to_data() == d2.engine.to_data()
 
@@ -113,7 +113,7 @@ def test_a_state_migration_is_applied_on_load(setup, monkeypatch):
 
     s = setup
     d = s.daemon()
-    d.start()
+    d.start(s.clock.now())
     s.session(d, START)
     before = d.engine.to_data()
     monkeypatch.setitem(evaluator.MIGRATIONS, 0, lambda data: {**data, "version": 1, "bar_index": data["bars"]})

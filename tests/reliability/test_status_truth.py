@@ -109,7 +109,7 @@ def test_a_clean_stop_is_recorded_by_the_leader_and_by_no_standby_or_lost_leader
         leader.start()
         try:
             lease.current = store.acquire_lease("a:1", 60)
-            wait_for(lambda: runners and runners[0].caught_up.is_set() and "catching_up" not in daemon_state())
+            wait_for(lambda: runners and runners[0].catch_up.done.is_set() and "catching_up" not in daemon_state())
             assert daemon_state()["every"] == 3600
 
             # The leadership is lost: its runner is abandoned, not stopped cleanly, and writes no stop.
@@ -120,7 +120,7 @@ def test_a_clean_stop_is_recorded_by_the_leader_and_by_no_standby_or_lost_leader
             # Leading again: the new start is recorded, then its heartbeat.
             store.release_lease("a:1", 1)
             lease.current = store.acquire_lease("a:1", 60)
-            wait_for(lambda: len(runners) == 2 and runners[1].caught_up.is_set()
+            wait_for(lambda: len(runners) == 2 and runners[1].catch_up.done.is_set()
                      and "catching_up" not in daemon_state())
 
             # A standby on the same store stops: the leader's record is untouched.
@@ -163,7 +163,7 @@ def test_a_stop_refused_by_the_fence_is_logged_not_raised(tmp_path: Path, caplog
         runner = Runner(Daemon(config, fenced, clock, Prices(), Macro(clock)), closes_every=3600,
                         deliver_every=3600, heartbeat_every=3600, schedule_every=86400, intraday_every=0)
         runner.start()
-        wait_for(runner.caught_up.is_set)
+        wait_for(runner.catch_up.done.is_set)
         lease.current = None
         runner.shutdown()
         assert "stopped" not in (store.load_state("daemon") or {})

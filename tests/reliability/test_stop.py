@@ -116,7 +116,7 @@ def test_a_stop_ends_fred_retries_without_another_request(built):
     fred.fault("429")                 # FRED rate limits: the client would retry 3 times, 2 + 4 + 8 s apart
     daemon.stopping.set()
     with pytest.raises(FredError, match="HTTP 429"):
-        daemon.macro.vintages(SERIES)
+        daemon.polls.macro.vintages(SERIES)
     assert len(fred.requests) == 1
 
 
@@ -125,8 +125,8 @@ def test_a_stop_ends_yahoo_retries_without_another_request(built):
     yahoo.fault("429")                # Yahoo rate limits: the source would retry twice, 2 + 4 s apart
     daemon.stopping.set()
     inst = daemon.config.instruments
-    result = daemon.prices.daily(inst, scenario.day(0), scenario.days[-1][1] + dt.timedelta(hours=1),
-                                 daemon.calendar_for)
+    result = daemon.polls.prices.daily(inst, scenario.day(0), scenario.days[-1][1] + dt.timedelta(hours=1),
+                                 daemon.polls.calendar_for)
     assert set(result.errors) == {"spx"} and "429" in result.errors["spx"]
     assert "not retried: stopping after attempt 1" in result.errors["spx"]   # no second attempt
 
@@ -135,9 +135,9 @@ def test_the_daemon_and_its_sources_share_one_stopping_event(built):
     daemon = built[0]
     assert isinstance(daemon, Daemon)
     daemon.stopping.set()
-    assert daemon.macro._http.sleep(3600.0) is True
-    assert daemon.macro._http.limiter._sleep(3600.0) is True
-    assert daemon.prices._sleep(3600.0) is True
+    assert daemon.polls.macro._http.sleep(3600.0) is True
+    assert daemon.polls.macro._http.limiter._sleep(3600.0) is True
+    assert daemon.polls.prices._sleep(3600.0) is True
 
 
 # ---- the real daemon ---------------------------------------------------------------------------------

@@ -212,8 +212,8 @@ class Run:
 
     def _wrap(self) -> None:
         """Record each evaluation the engine makes (its event: `close:DAY` or `release:AT`) and each burst."""
-        engine, daemon, clock = self.daemon.engine, self.daemon, self.clock
-        evaluate, burst = engine._evaluate, daemon.burst
+        engine, bursts, clock = self.daemon.engine, self.daemon.bursts, self.clock
+        evaluate, burst = engine._evaluate, bursts.burst
         signature = inspect.signature(evaluate)
 
         def counted_evaluate(*args, **kwargs):
@@ -226,12 +226,12 @@ class Run:
                     self.prints[(macro, utc(at))].append(clock.now())
             return evaluate(*args, **kwargs)
 
-        def counted_burst(rid, day):
+        def counted_burst(rid, day, now):
             self.bursts[(rid, day)] += 1
             self.burst_starts[(rid, day)].append(clock.now())
-            return burst(rid, day)
+            return burst(rid, day, now)
 
-        engine._evaluate, daemon.burst = counted_evaluate, counted_burst
+        engine._evaluate, bursts.burst = counted_evaluate, counted_burst
 
     def run(self) -> None:
         scheduler = self.runner.scheduler

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from macrowatch.runtime.catchup import CatchUp
 from macrowatch.runtime.daemon import Daemon
-from macrowatch.runtime.scheduler import Runner
 
 from .world import WARM, Processes, Scenario, release_at
 
@@ -71,13 +71,12 @@ def _receive(sock: socket.socket) -> list[str]:
 
 
 def test_a_catch_up_silent_for_too_long_is_left_to_the_watchdog():
-    daemon = Daemon.__new__(Daemon)  # only what catching_up reads: the progress mark
-    runner = Runner.__new__(Runner)
-    runner.daemon, runner.caught_up = daemon, threading.Event()
+    daemon = Daemon.__new__(Daemon)  # only what `working` reads: the progress mark
+    catch_up = CatchUp(daemon, 10.0)
     daemon.progress = time.monotonic()
-    assert runner.catching_up(300.0)
+    assert catch_up.working(300.0)
     daemon.progress = time.monotonic() - 301.0
-    assert not runner.catching_up(300.0)                                 # stuck: no ping, systemd restarts it
+    assert not catch_up.working(300.0)                                   # stuck: no ping, systemd restarts it
     daemon.progress = time.monotonic()
-    runner.caught_up.set()
-    assert not runner.catching_up(300.0)                                 # done: the heartbeat job pings
+    catch_up.done.set()
+    assert not catch_up.working(300.0)                                   # done: the heartbeat job pings

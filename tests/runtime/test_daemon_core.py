@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import textwrap
 import zoneinfo
 
@@ -107,9 +108,10 @@ def daemon(world, prices=None, macro=None, fired=None):
 
 
 def test_first_start_warms_up_silently(world):
+    clock = world[1]
     fired = []
     d = daemon(world, fired=fired)
-    d.start()
+    d.start(clock.now())
     assert fired == []  # the history before the first start is warm-up, not news
     assert d.engine.sessions["spx"] == dt.date(2019, 6, 28)
     assert d.engine.machines["spx-100"].state == "below"  # 95 x20 then 96: under the 99 band
@@ -119,14 +121,14 @@ def test_closes_fire_once_at_their_session(world):
     config, clock, _ = world
     fired = []
     d = daemon(world, fired=fired)
-    d.start()
+    d.start(clock.now())
     clock.set(dt.datetime(2019, 7, 8, 16, 1, tzinfo=NY))
-    d.check_closes()
+    d.check_closes(clock.now())
     assert fired == []  # 99.6: approaching, not a breakout
     assert d.engine.machines["spx-100"].state == "approaching"
     clock.set(dt.datetime(2019, 7, 9, 16, 1, tzinfo=NY))  # after the close of 2019-07-09 (101)
-    d.check_closes()
-    d.check_closes()  # nothing new: nothing twice
+    d.check_closes(clock.now())
+    d.check_closes(clock.now())  # nothing new: nothing twice
     assert [(a.rule, a.at.astimezone(NY).isoformat()) for a in fired] == [("breakout", "2019-07-09T16:00:00-04:00")]
 
 
@@ -134,9 +136,9 @@ def test_restart_after_a_missed_close_catches_up_exactly_once(world):
     config, clock, store_path = world
     first = []
     d = daemon(world, fired=first)
-    d.start()
+    d.start(clock.now())
     clock.set(dt.datetime(2019, 7, 9, 16, 1, tzinfo=NY))
-    d.check_closes()
+    d.check_closes(clock.now())
     assert [a.rule for a in first] == ["breakout"]
     d.store.close()
     # Down from 2019-07-09 evening to 2019-07-12 evening: three closes missed, and nobody saw the 07-05 jobs
@@ -144,14 +146,14 @@ def test_restart_after_a_missed_close_catches_up_exactly_once(world):
     clock.set(dt.datetime(2019, 7, 12, 18, 0, tzinfo=NY))
     again = []
     d2 = daemon(world, fired=again)
-    d2.start()
-    d2.check_closes()
+    d2.start(clock.now())
+    d2.check_closes(clock.now())
     assert [(a.rule, a.at.astimezone(NY).isoformat()) for a in again] == [
         ("jobs-beat", "2019-07-05T08:30:00-04:00"), ("confirmed", "2019-07-12T16:00:00-04:00")]
     d2.store.close()
     third = []
     d3 = daemon(world, fired=third)
-    d3.start()
+    d3.start(clock.now())
     assert third == []
 
 
@@ -161,11 +163,11 @@ def test_release_burst_polls_until_the_print_is_seen(world):
     macro = Macro(clock, lag=dt.timedelta(seconds=5))
     d = daemon(world, macro=macro, fired=fired)
     clock.set(dt.datetime(2019, 8, 2, 8, 0, tzinfo=NY))
-    d.start()
+    d.start(clock.now())
     fired.clear()
     clock.set(dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY))
     calls = macro.calls
-    alerts = d.burst("es", dt.date(2019, 8, 2))
+    alerts = d.bursts.burst("es", dt.date(2019, 8, 2), clock.now())
     assert [a.rule for a in alerts] == ["jobs-beat"] == [a.rule for a in fired]
     assert alerts[0].message == "payrolls +200k vs +150k"
     assert alerts[0].at == dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY)
@@ -178,10 +180,21 @@ def test_release_already_in_the_store_is_not_polled_again(world):
     macro = Macro(clock)
     d = daemon(world, macro=macro)
     clock.set(dt.datetime(2019, 8, 2, 9, 0, tzinfo=NY))
-    d.start()
+    d.start(clock.now())
     calls = macro.calls
-    assert d.burst("es", dt.date(2019, 8, 2)) == []
+    assert d.bursts.burst("es", dt.date(2019, 8, 2), clock.now()) == []
     assert macro.calls == calls
+
+
+def test_a_release_burst_logs_its_start(world, caplog):
+    config, clock, _ = world
+    d = daemon(world)
+    clock.set(dt.datetime(2019, 8, 2, 9, 0, tzinfo=NY))
+    d.start(clock.now())
+    with caplog.at_level(logging.INFO, logger="macrowatch.app"):
+        d.bursts.burst("es", dt.date(2019, 8, 2), clock.now())
+    [started] = [r for r in caplog.records if r.getMessage() == "release burst started"]
+    assert started.fields == {"release": "es", "day": dt.date(2019, 8, 2)}  # tests wait on it: `release=es day=...`
 
 
 def test_a_late_release_raises_one_ops_alert(world):
@@ -190,10 +203,10 @@ def test_a_late_release_raises_one_ops_alert(world):
     macro = Macro(clock, lag=dt.timedelta(minutes=20))
     d = daemon(world, macro=macro, fired=fired)
     clock.set(dt.datetime(2019, 8, 2, 8, 0, tzinfo=NY))
-    d.start()
+    d.start(clock.now())
     fired.clear()
     clock.set(dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY))
-    d.burst("es", dt.date(2019, 8, 2))
+    d.bursts.burst("es", dt.date(2019, 8, 2), clock.now())
     assert [a.rule for a in fired] == ["ops-release-late", "jobs-beat"]
     assert "10 min after 08:30" in fired[0].message
 
@@ -203,33 +216,33 @@ def test_a_source_down_long_enough_raises_one_ops_alert(world):
     fired = []
     prices, macro = Prices(), DownMacro(clock)
     d = daemon(world, prices=prices, macro=macro, fired=fired)
-    d.start()
+    d.start(clock.now())
     prices.down = macro.down = True
     clock.set(dt.datetime(2019, 7, 2, 16, 5, tzinfo=NY))
-    d.check_closes()
-    d.refresh_vintages(clock.now())
-    d.heartbeat()
+    d.check_closes(clock.now())
+    d.polls.refresh_vintages(clock.now())
+    d.liveness.heartbeat(clock.now())
     assert fired == []
     clock.advance(dt.timedelta(minutes=16))
-    d.heartbeat()
-    d.heartbeat()
+    d.liveness.heartbeat(clock.now())
+    d.liveness.heartbeat(clock.now())
     assert sorted(a.rule for a in fired) == ["ops-source-down", "ops-source-down"]  # prices and fred, once each
     state = d.store.load_state("daemon")
     assert state["sources"]["prices"]["error"] == "spx: refused"
     prices.down = False
-    d.check_closes()
-    assert d.health["prices"].failing_since is None
+    d.check_closes(clock.now())
+    assert d.outages.health["prices"].failing_since is None
 
 
 def test_reload_keeps_state_of_kept_ids(world, tmp_path):
     config, clock, _ = world
     d = daemon(world)
-    d.start()
+    d.start(clock.now())
     before = d.engine.machines["spx-100"].to_data()
     path = tmp_path / "new.yaml"
     path.write_text(textwrap.dedent(CONFIG).replace("fail_within_bars: 3", "fail_within_bars: 4"))
     new, _ = load_config(path)
-    d.reload(new)
+    d.reload(new, clock.now())
     assert d.engine.machines["spx-100"].to_data() == before
     assert d.engine.machines["spx-100"].level.breakout.fail_within_bars == 4
 
@@ -242,17 +255,17 @@ def test_a_schedule_refresh_adds_no_burst_again_once_it_has_started(world):
     config, clock, _ = world
     d = daemon(world, macro=Macro(clock))
     clock.set(dt.datetime(2019, 7, 5, 8, 0, tzinfo=NY))
-    d.start()
+    d.start(clock.now())
     runner = Runner(d)  # not started: the jobs wait in the scheduler, run here by hand
-    runner._schedule_releases()
+    runner.releases.schedule()
     ids = {j.id for j in runner.scheduler.get_jobs()}
     assert {"release:es:2019-07-05", "release:es:2019-08-02"} <= ids
     clock.set(dt.datetime(2019, 7, 5, 8, 30, tzinfo=NY))
     job = runner.scheduler.get_job("release:es:2019-07-05")
     job.func(*job.args)
     runner.scheduler.remove_job(job.id)  # a one-off job is removed once run
-    assert d._published("PAYEMS", dt.date(2019, 7, 5))
-    runner._schedule_releases()  # a refresh while the release is still "under way" by the clock
+    assert d.bursts.published("PAYEMS", dt.date(2019, 7, 5))
+    runner.releases.schedule()  # a refresh while the release is still "under way" by the clock
     ids = {j.id for j in runner.scheduler.get_jobs()}
     assert "release:es:2019-07-05" not in ids
     assert "release:es:2019-08-02" in ids

@@ -107,7 +107,8 @@ def test_a_server_that_never_answers_times_out_on_connect():
 
 def test_schema_types_and_byte_order(postgres_url):
     with open_store(postgres_url) as s:
-        assert s._db.tables() == {"meta", "bars", "vintages", "state", "alerts", "deliveries", "lease"}
+        assert s._db.tables() == {"meta", "bars", "vintages", "state", "alerts", "deliveries", "lease", "forecasts",
+                                  "queries", "print_sources"}
         assert s._db.query("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         types = dict(s._db.query("SELECT column_name, data_type FROM information_schema.columns "
                                  "WHERE table_name = 'bars'"))

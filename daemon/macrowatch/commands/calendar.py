@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from pathlib import Path
 
+import click
+
+from macrowatch.clock import system_clock
+from macrowatch.commands.common import load_or_exit
 from macrowatch.config.types import Config
+from macrowatch.runtime.wiring import fred_for
 from macrowatch.sources import calendar
 from macrowatch.sources.base import FredError, MacroFeed, calendar_for
+
+
+def command(config_path: Path, days: int) -> None:
+    """Print the sessions and the releases of the next `days` days; problems (FRED unavailable) go to stderr."""
+    config = load_or_exit(config_path, channels=False)  # it sends nothing
+    today = system_clock().now().astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    macro = None
+    if config.fred.api_key and any(r.fred_release_id for r in config.releases.values()):
+        macro = fred_for(config)
+    for line in session_lines(config, today, days):
+        click.echo(line)
+    lines, problems = release_lines(config, macro, today, days)
+    click.echo("releases:" if lines else "releases: none scheduled in this window")
+    for line in lines:
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"macrowatch calendar: {problem}", err=True)
 
 
 def session_lines(config: Config, today: dt.date, days: int) -> list[str]:

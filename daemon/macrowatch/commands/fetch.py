@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import click
+
+from macrowatch.clock import system_clock
+from macrowatch.commands.common import load_or_exit
 from macrowatch.config.types import Config
+from macrowatch.runtime.wiring import open_store_for, sources_for
 from macrowatch.sources.base import calendar_for
 from macrowatch.sources.fred import FredClient, FredError
 from macrowatch.sources.prices import PriceSource
-from macrowatch.store import Store
+from macrowatch.store import Store, StoreError
 
 log = logging.getLogger("macrowatch.fetch")
 
@@ -70,3 +77,25 @@ def fetch(config: Config, store: Store, prices: PriceSource, fred: FredClient, s
     failures = fetch_prices(config, store, prices, since, now)
     failures += fetch_series(config, store, fred, since, now.date())
     return FetchReport(summary_lines(config, store), failures)
+
+
+def command(config_path: Path, since: dt.datetime | None) -> None:
+    """Fetch from `since` (default five years back) into the config's store; print what it holds, exit 1 when
+    a source failed or the store cannot be opened."""
+    config = load_or_exit(config_path)
+    now = system_clock().now()
+    start = since.date() if since else now.date().replace(year=now.year - 5)
+    try:
+        store = open_store_for(config)
+    except StoreError as exc:
+        click.echo(f"macrowatch fetch: {exc}", err=True)
+        sys.exit(1)
+    with store:
+        sources = sources_for(config, store)
+        report = fetch(config, store, sources.prices, sources.fred, start, now)
+    for line in report.lines:
+        click.echo(line)
+    for failure in report.failures:
+        click.echo(f"macrowatch fetch: failed: {failure}", err=True)
+    if report.failures:
+        sys.exit(1)

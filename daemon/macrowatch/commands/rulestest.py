@@ -1,4 +1,5 @@
-"""`macrowatch test`: promtool-style unit tests of rule sets, with bars, releases and the alerts expected.
+"""The test files of `macrowatch test` (commands/test.py runs them): promtool-style unit tests of rule sets, with
+bars, releases and the alerts expected. Loading and checking a file into a Suite, and the series notation.
 
     config: breakout-jobs.yaml      # a path relative to this file, or an inline mapping of config
     tests:
@@ -17,8 +18,7 @@ Series notation (promtool's), tokens separated by spaces: `V` one value; `VxN` V
 `A+BxN` / `A-BxN` A then N more values stepping by B (N+1 values in all).
 
 A print's consensus is the test's; else the config's (file or inline), as replay takes it; else the mean of
-the last 12 earlier first prints. Each test runs a fresh Engine over its History through `replay.run`, the
-one code path from events to alerts that the daemon and `replay` share.
+the last 12 earlier first prints.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-import xml.etree.ElementTree as ET
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +36,9 @@ from macrowatch.config.load import config_from_node, load_config
 from macrowatch.config.problems import ConfigError, Problems
 from macrowatch.config.types import Config, Macro, Severity
 from macrowatch.config.yamlsrc import YNode, load_file
-from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import assess
 from macrowatch.model import Alert, Bar, Print
-from macrowatch.runtime import history as replay
+from macrowatch.runtime.history import History
 from macrowatch.sources import files
 from macrowatch.sources.base import calendar_for
 from macrowatch.sources.calendar import close_times
@@ -129,7 +127,7 @@ class Case:
     """One test: the history it feeds the engine and the alerts it expects."""
 
     name: str
-    history: replay.History
+    history: History
     expect: tuple[Expected, ...]
 
 
@@ -140,20 +138,6 @@ class Suite:
     path: Path
     config: Config
     cases: tuple[Case, ...]
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """A test's verdict; `diff` is empty when it passed."""
-
-    name: str
-    expected: int
-    got: int
-    diff: tuple[str, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return not self.diff
 
 
 # ---- loading ----------------------------------------------------------------------------------------
@@ -222,7 +206,7 @@ def _case(r: Reader, f: dict[str, YNode], name: str, config: Config) -> Case | N
     expect = _expect(r, f["expect"], config, what, zone) if "expect" in f else []
     if len(r.problems.errors) > n_errors:
         return None
-    return Case(name, replay.History(bars, sorted(prints, key=lambda p: (p.at, p.macro))), tuple(expect))
+    return Case(name, History(bars, sorted(prints, key=lambda p: (p.at, p.macro))), tuple(expect))
 
 
 def _bars(r: Reader, node: YNode, config: Config, start: dt.date, what: str) -> dict[str, list[Bar]]:
@@ -364,65 +348,3 @@ def _expected_labels(r: Reader, node: YNode, where: str) -> dict[str, str] | Non
         r.error(node.loc, f"{where}: labels: expected a mapping of names to strings or numbers")
         return None
     return {k: str(v.value) for k, v in node.value.items()}  # as the config reads labels: 1 means "1"
-
-
-# ---- running and reporting --------------------------------------------------------------------------
-
-def run_case(suite: Suite, case: Case) -> CaseResult:
-    """Run one test through replay.run with a fresh Engine; compare the alerts with the expected ones."""
-    zone = zoneinfo.ZoneInfo(suite.config.timezone)
-    got = replay.run(Engine(suite.config), case.history, tz=suite.config.timezone)
-    ops = align(case.expect, got, zone)
-    if all(op == " " for op, _, _ in ops):
-        return CaseResult(case.name, len(case.expect), len(got))
-    lines = ["--- expected", "+++ got"]
-    lines += [f"{op} {alert_line(a, zone) if a is not None else e.line(zone)}" for op, e, a in ops]
-    return CaseResult(case.name, len(case.expect), len(got), tuple(lines))
-
-
-def align(expected: tuple[Expected, ...], got: list[Alert], zone: zoneinfo.ZoneInfo) -> list[tuple]:
-    """Pair expected and actual alerts in order (a longest common subsequence): ' ' both, '-' or '+' one side."""
-    n, m = len(expected), len(got)
-    match = [[expected[i].matches(got[j], zone) for j in range(m)] for i in range(n)]
-    best = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        for j in range(m - 1, -1, -1):
-            best[i][j] = best[i + 1][j + 1] + 1 if match[i][j] else max(best[i + 1][j], best[i][j + 1])
-    ops, i, j = [], 0, 0
-    while i < n or j < m:
-        if i < n and j < m and match[i][j]:  # taking a match is never worse, whatever the relation
-            ops.append((" ", expected[i], got[j]))
-            i, j = i + 1, j + 1
-        elif j == m or (i < n and best[i + 1][j] >= best[i][j + 1]):
-            ops.append(("-", expected[i], None))
-            i += 1
-        else:
-            ops.append(("+", None, got[j]))
-            j += 1
-    return ops
-
-
-def report(suite: Suite, results: list[CaseResult]) -> Iterator[str]:
-    """The text report of one file: PASS/FAIL per test, each failure followed by its diff."""
-    yield str(suite.path)
-    for res in results:
-        yield f"{'PASS' if res.passed else 'FAIL'} {res.name}"
-        yield from (f"    {line}" for line in res.diff)
-
-
-def junit_xml(runs: list[tuple[Suite, list[CaseResult]]]) -> bytes:
-    """JUnit XML: one testsuite per file, one testcase per test, a <failure> holding the diff."""
-    total = sum(len(results) for _, results in runs)
-    failed = sum(not res.passed for _, results in runs for res in results)
-    root = ET.Element("testsuites", name="macrowatch test", tests=str(total), failures=str(failed))
-    for suite, results in runs:
-        node = ET.SubElement(root, "testsuite", name=str(suite.path), tests=str(len(results)),
-                             failures=str(sum(not res.passed for res in results)), errors="0")
-        for res in results:
-            case = ET.SubElement(node, "testcase", name=res.name, classname=str(suite.path))
-            if not res.passed:
-                failure = ET.SubElement(case, "failure", type="AlertsDiffer",
-                                        message=f"expected {res.expected} alerts, got {res.got}")
-                failure.text = "\n".join(res.diff)
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -8,10 +8,17 @@ Channels appear by id only: nothing here reads a channel's URLs.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import sys
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
+import click
+
+from macrowatch.clock import system_clock
+from macrowatch.commands.common import load_or_exit
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
 from macrowatch.runtime.wiring import open_store_for, store_target
@@ -24,6 +31,23 @@ SERVICE_STORE = "/var/lib/macrowatch/macrowatch.sqlite"  # deploy/macrowatch.ser
 SENT_SHOWN = 5
 
 Report = dict[str, Any]
+
+
+def command(config_path: Path, store: str | None, fmt: str) -> None:
+    """Print the report of the store (`store`, else the config's) as text or JSON; exit 1 when there is none."""
+    config = load_or_exit(config_path)
+    try:
+        opened = open_existing(config, store)
+    except StoreError as exc:
+        click.echo(f"macrowatch status: {exc}", err=True)
+        sys.exit(1)
+    with opened:
+        report = collect(config, opened, system_clock().now())
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for line in render(report, config.timezone):
+            click.echo(line)
 
 
 def open_existing(config: Config, store: str | None = None) -> Store:
@@ -66,7 +90,7 @@ def _leader(store: Store) -> dict[str, Any] | None:
 
 
 def _daemon(store: Store, now: dt.datetime) -> dict[str, Any] | None:
-    """The daemon's last record (app.Daemon.heartbeat, record_start, record_stop) and what it means now:
+    """The daemon's last record (runtime/liveness.py: at a start, each heartbeat, a clean stop) and what it means now:
     state "running", "stopped" (a clean stop recorded itself) or "silent" (no heartbeat for SILENT_BEATS
     intervals: killed, crashed or stuck); `stale` unless running."""
     saved = store.load_state("daemon")
@@ -94,7 +118,7 @@ def _engine(config: Config, store: Store) -> dict[str, Any]:
         engine.load(saved)
     except ValueError as exc:  # StateError, or not JSON
         # A state from another version, or garbled: say so, show the rest of the report. The daemon rebuilds it
-        # from the store's history at its next start (app.Daemon).
+        # from the store's history at its next start (runtime/daemon.py).
         return {"levels": None, "prints": [], "engine_error": f"saved engine state unreadable: {exc}"}
     # A level that has seen no close is neither below nor above: its state is None ("no data").
     levels = [{"level": lid, "instrument": m.level.instrument,

@@ -14,6 +14,7 @@ from macrowatch.config.types import (
     BreakoutParams,
     Condition,
     Config,
+    ConsensusFeed,
     Ha,
     Level,
     LevelEntered,
@@ -42,11 +43,15 @@ def dump(config: Config) -> dict[str, Any]:
     if config.ha != Ha() or str(config.store or "").startswith(("postgresql://", "postgres://")):
         out["ha"] = {"lease": f"{config.ha.lease_seconds}s"}
     sources: dict[str, Any] = {}
-    fred = {k: v for k, v in (("api_key", config.fred.api_key_source), ("url", config.fred.url)) if v}
-    if fred:
-        sources["fred"] = fred
+    for name, source in (("fred", config.fred), ("bls", config.bls)):
+        written = {k: v for k, v in (("api_key", source.api_key_source), ("url", source.url)) if v}
+        if written:
+            sources[name] = written
     if config.yahoo.url:
         sources["yahoo"] = {"url": config.yahoo.url}
+    feeds = {name: {"url": feed.url} for name, feed in vars(config.consensus).items() if feed.url}
+    if feeds:
+        sources["consensus"] = feeds
     if sources:
         out["sources"] = sources
     out["instruments"] = {i.id: {"symbol": i.symbol, "name": i.name} | ({"calendar": i.calendar} if i.calendar else {})
@@ -55,6 +60,7 @@ def dump(config: Config) -> dict[str, Any]:
     out["releases"] = {
         r.id: {"time": r.time.strftime("%H:%M")}
         | ({"fred_release_id": r.fred_release_id} if r.fred_release_id else {})
+        | ({"bls": r.bls} if r.bls else {})
         | ({"dates": [d.isoformat() for d in r.dates]} if r.dates else {})
         for r in config.releases.values()}
     out["macro"] = {m.id: _macro(m) for m in config.macro.values()}
@@ -85,11 +91,21 @@ def _level(lvl: Level) -> dict[str, Any]:
 def _macro(m: Macro) -> dict[str, Any]:
     out: dict[str, Any] = {"series": m.series, "release": m.release, "measure": m.measure.value,
                            "beat_by": m.beat_by, "higher_is": m.higher_is}
+    entries: list[Any] = []
     if m.consensus_file is not None:
-        out["consensus"] = str(m.consensus_file)
+        entries.append(str(m.consensus_file))
     elif m.consensus:
-        out["consensus"] = {d.isoformat(): v for d, v in m.consensus.items()}
+        entries.append({d.isoformat(): v for d, v in m.consensus.items()})
+    entries += [_feed(f) for f in m.feeds]
+    if entries:
+        out["consensus"] = entries[0] if len(entries) == 1 else entries
+    if m.bls_series:
+        out["bls_series"] = m.bls_series
     return out
+
+
+def _feed(f: ConsensusFeed) -> dict[str, Any]:
+    return {"feed": f.feed.value, "event": f.event, "unit": f.unit} | ({"country": f.country} if f.country else {})
 
 
 def condition(c: Condition) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from macrowatch.config import rules as rules_mod
 from macrowatch.config import sections
 from macrowatch.config.fields import Reader, close_match, describe, known_ids, suggest
 from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
-from macrowatch.config.types import BreakoutParams, Config, Duration, FredSource, Ha
+from macrowatch.config.types import BlsSource, BreakoutParams, Config, Duration, FredSource, Ha
 from macrowatch.config.yamlsrc import YNode, load_file
 
 TOP_KEYS = ["timezone", "calendar", "store", "poll", "health", "ha", "sources", "instruments", "levels",
@@ -159,7 +159,7 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool | None,
             r.problems.warn(s["ha"].key_loc, "ha: has no effect with a SQLite store (one instance runs); "
                                              "several instances need a postgresql:// store")
     if "sources" in s:
-        kw["fred"], kw["yahoo"] = sections.sources(r, s["sources"].node)
+        kw.update(sections.sources(r, s["sources"].node))
     defaults = BreakoutParams()
     if "breakout" in s:
         fields = r.mapping(s["breakout"].node, "breakout", sections.BREAKOUT_KEYS) or {}
@@ -179,6 +179,10 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool | None,
     if fred.api_key_source and not fred.api_key:
         r.problems.warn(s["sources"].key_loc, "sources.fred.api_key: empty after expanding the environment; "
                         "the keyless fredgraph CSV is used (no vintages)")
+    bls = kw.get("bls") or BlsSource()
+    if bls.api_key_source and not bls.api_key:
+        r.problems.warn(s["sources"].key_loc, "sources.bls.api_key: empty after expanding the environment; "
+                        "the BLS API is queried without a key (25 queries a day)")
 
     known = rules_mod.Known(instruments, levels, macro, channels,
                             {k: frozenset(v) for k, v in m.misspelt.items()})

@@ -7,11 +7,17 @@ import re
 import zoneinfo
 from pathlib import Path
 
-from macrowatch.config.fields import Reader, describe, suggest
+from macrowatch.config.fields import Reader, close_match, describe, suggest
 from macrowatch.config.safeio import check_regular
 from macrowatch.config.types import (
+    BLS_SERIES_ID,
+    BlsSource,
     BreakoutParams,
     Channel,
+    ConsensusFeed,
+    ConsensusSources,
+    Feed,
+    FeedSource,
     FredSource,
     Ha,
     Health,
@@ -116,20 +122,42 @@ def _url(r: Reader, node: YNode, what: str) -> str | None:
     return text.rstrip("/") if text else None
 
 
-def sources(r: Reader, node: YNode) -> tuple[FredSource, YahooSource]:
-    fields = r.mapping(node, "sources", ["fred", "yahoo"]) or {}
-    fred, yahoo = FredSource(), YahooSource()
+def _api_source(r: Reader, node: YNode, what: str) -> tuple[str | None, str | None, str | None]:
+    """(key, key as written, url) of `sources.fred` or `sources.bls`; an unset key means keyless (warned at load)."""
+    f = r.mapping(node, what, ["api_key", "url"]) or {}
+    key = src = None
+    if "api_key" in f and (src := r.string(f["api_key"], f"{what}.api_key", expand=False)) is not None:
+        key, _missing = r.expand(src)
+    url = _url(r, f["url"], f"{what}.url") if "url" in f else None
+    return key or None, src, url
+
+
+def _consensus_sources(r: Reader, node: YNode) -> ConsensusSources:
+    """`sources.consensus`: each feed optional, `{}` for the default URL."""
+    fields = r.mapping(node, "sources.consensus", [f.value for f in Feed]) or {}
+    feeds = {}
+    for name, feed_node in fields.items():
+        f = r.mapping(feed_node, f"sources.consensus.{name}", ["url"]) or {}
+        feeds[name] = FeedSource(url=_url(r, f["url"], f"sources.consensus.{name}.url") if "url" in f else None)
+    return ConsensusSources(**feeds)
+
+
+def sources(r: Reader, node: YNode) -> dict[str, FredSource | BlsSource | YahooSource | ConsensusSources]:
+    """The Config fields of `sources:` that are set (fred, bls, yahoo, consensus)."""
+    fields = r.mapping(node, "sources", ["fred", "bls", "yahoo", "consensus"]) or {}
+    out: dict[str, FredSource | BlsSource | YahooSource | ConsensusSources] = {}
     if "fred" in fields:
-        f = r.mapping(fields["fred"], "sources.fred", ["api_key", "url"]) or {}
-        key = src = None
-        if "api_key" in f and (src := r.string(f["api_key"], "sources.fred.api_key", expand=False)) is not None:
-            key, _missing = r.expand(src)  # an unset key means the keyless CSV (warned at load)
-        url = _url(r, f["url"], "sources.fred.url") if "url" in f else None
-        fred = FredSource(api_key=key or None, api_key_source=src, url=url)
+        key, src, url = _api_source(r, fields["fred"], "sources.fred")
+        out["fred"] = FredSource(api_key=key, api_key_source=src, url=url)
+    if "bls" in fields:
+        key, src, url = _api_source(r, fields["bls"], "sources.bls")
+        out["bls"] = BlsSource(api_key=key, api_key_source=src, url=url)
     if "yahoo" in fields:
         y = r.mapping(fields["yahoo"], "sources.yahoo", ["url"]) or {}
-        yahoo = YahooSource(url=_url(r, y["url"], "sources.yahoo.url") if "url" in y else None)
-    return fred, yahoo
+        out["yahoo"] = YahooSource(url=_url(r, y["url"], "sources.yahoo.url") if "url" in y else None)
+    if "consensus" in fields:
+        out["consensus"] = _consensus_sources(r, fields["consensus"])
+    return out
 
 
 def breakout(r: Reader, fields: dict[str, YNode], what: str, base: BreakoutParams) -> BreakoutParams:
@@ -210,16 +238,21 @@ def level(r: Reader, lid: str, node: YNode, defaults: BreakoutParams) -> Level |
     return Level(lid, instrument_id, kind, side, params, price, since, bars, loc=node.loc)
 
 
+CALENDAR_KEYS = ("fred_release_id", "bls", "dates")  # where a release's dates come from (at least one)
+
+
 def release(r: Reader, rid: str, node: YNode) -> Release | None:
     what = f"releases.{rid}"
-    f = r.mapping(node, what, ["fred_release_id", "time", "dates"])
+    f = r.mapping(node, what, ["fred_release_id", "bls", "time", "dates"])
     if f is None:
         return None
-    ok = "fred_release_id" in f or "dates" in f
+    ok = any(key in f for key in CALENDAR_KEYS)
     if not ok:
-        r.error(node.loc, f"{what}: needs fred_release_id (FRED's release calendar) or dates, or both")
+        r.error(node.loc, f"{what}: needs fred_release_id (FRED's release calendar), bls (the BLS schedule) "
+                          "or dates; any of them may be combined")
     fred_id = r.integer(f["fred_release_id"], f"{what}.fred_release_id", minimum=1) \
         if "fred_release_id" in f else None
+    title = r.string(f["bls"], f"{what}.bls") if "bls" in f else None
     at = r.clock_time(f["time"], f"{what}.time") if "time" in f else dt.time(8, 30)
     dates = []
     if "dates" in f:
@@ -228,15 +261,26 @@ def release(r: Reader, rid: str, node: YNode) -> Release | None:
             r.error(d.loc, f"{what}.dates: expected a list of dates")
         else:
             dates = [r.date(item, f"{what}.dates") for item in d.value]
-    if not ok or at is None or None in dates or ("fred_release_id" in f and fred_id is None):
+    if not ok or at is None or None in dates or ("fred_release_id" in f and fred_id is None) \
+            or ("bls" in f and title is None):
         return None
     if len(set(dates)) != len(dates):
         r.error(f["dates"].loc, f"{what}.dates: a date is listed twice")
         return None
-    return Release(rid, at, fred_id, tuple(sorted(dates)), loc=node.loc)
+    return Release(rid, at, fred_id, tuple(sorted(dates)), title, loc=node.loc)
 
 
-_MACRO_KEYS = ["series", "release", "measure", "consensus", "beat_by", "higher_is"]
+def bls_series(r: Reader, node: YNode, what: str) -> str | None:
+    text = r.string(node, what)
+    if text is None or BLS_SERIES_ID.fullmatch(text):
+        return text
+    hint = f" (did you mean {text.strip().upper()!r}?)" if BLS_SERIES_ID.fullmatch(text.strip().upper()) else ""
+    r.error(node.loc, f"{what}: {text!r} is not a BLS series id (5 to 30 upper-case letters and digits, "
+                      f"like CES0000000001){hint}")
+    return None
+
+
+_MACRO_KEYS = ["series", "release", "measure", "consensus", "beat_by", "higher_is", "bls_series"]
 
 
 def macro(r: Reader, mid: str, node: YNode, base: Path) -> Macro | None:
@@ -251,35 +295,108 @@ def macro(r: Reader, mid: str, node: YNode, base: Path) -> Macro | None:
     beat_by = r.number(f["beat_by"], f"{what}.beat_by", minimum=0) if "beat_by" in f else 0.0
     higher_is = r.choice(f["higher_is"], f"{what}.higher_is", ["better", "worse"]) if "higher_is" in f \
         else "better"
-    cfile, inline, ok = None, {}, True
+    bls_id = bls_series(r, f["bls_series"], f"{what}.bls_series") if "bls_series" in f else None
+    cfile, inline, feeds, ok = None, {}, (), True
     if "consensus" in f:
-        c = f["consensus"]
-        if isinstance(c.value, str):
-            written = base / Path(c.value).expanduser()
-            cfile = written.resolve()
-            try:
-                check_regular(written)  # read later, in full: a device or FIFO is refused now
-            except FileNotFoundError:
-                r.error(c.loc, f"{what}.consensus: file {c.value!r} not found (looked for {cfile})")
-                ok = False
-            except OSError as exc:
-                r.error(c.loc, f"{what}.consensus: file {c.value!r}: {exc.strerror or exc}")
-                ok = False
-        elif c.is_map:
-            for key, value in c.value.items():
-                period = r.month_or_date(YNode(key, c.keys[key]), f"{what}.consensus key")
-                number = r.number(value, f"{what}.consensus[{key}]")
-                if period is None or number is None:
-                    ok = False
-                else:
-                    inline[period] = number
-        else:
-            r.error(c.loc, f"{what}.consensus: expected a CSV file path (series,date,consensus) or a "
-                           "mapping of reference month to consensus value")
-            ok = False
-    if None in (series, rel, measure, beat_by, higher_is) or not ok:
+        cfile, inline, feeds, ok = consensus(r, f["consensus"], f"{what}.consensus", base)
+    if None in (series, rel, measure, beat_by, higher_is) or not ok or ("bls_series" in f and bls_id is None):
         return None
-    return Macro(mid, series, rel, Measure(measure), cfile, inline, beat_by, higher_is, loc=node.loc)
+    return Macro(mid, series, rel, Measure(measure), cfile, inline, beat_by, higher_is, bls_id, feeds, loc=node.loc)
+
+
+FEED_KEYS = ["feed", "event", "unit", "country"]
+_CONSENSUS_FORMS = ("a CSV file path (series,date,consensus), a mapping of reference month to consensus value or "
+                    "a feed entry {feed: forexfactory|nasdaq, event: TITLE, unit: N}")
+
+
+def consensus(r: Reader, node: YNode, what: str, base: Path
+              ) -> tuple[Path | None, dict[dt.date, float], tuple[ConsensusFeed, ...], bool]:
+    """`macro.ID.consensus`: one entry, or a list tried in order; (file, inline values, feeds, ok).
+
+    The file or inline entry for the month (at most one) comes first and the feeds after it: the precedence the
+    daemon applies, so a list written otherwise is an error rather than an order silently not kept.
+    """
+    items = node.value if node.is_list else [node]
+    if node.is_list and not items:
+        r.error(node.loc, f"{what}: must not be an empty list")
+        return None, {}, (), False
+    cfile, inline, feeds, ok = None, {}, [], True
+    table: YNode | None = None  # the file or inline entry
+    for n, item in enumerate(items, start=1):
+        where = f"{what} #{n}" if node.is_list else what
+        if item.is_map and any(key in FEED_KEYS for key in item.value):
+            entry = _feed_entry(r, item, where)
+            ok = entry is not None and ok
+            feeds.extend([entry] if entry else [])
+        elif isinstance(item.value, str) or item.is_map:
+            if table is not None or feeds:
+                why = (f"a second file or inline entry (the first at {table.loc}); one per macro" if table is not None
+                       else "a file or inline entry after a feed; it is tried first, so write it first")
+                r.error(item.loc, f"{where}: {why}")
+                ok = False
+                continue
+            table = item
+            if isinstance(item.value, str):
+                cfile = _consensus_file(r, item, what, base)
+                ok = cfile is not None and ok
+            else:
+                values = _inline(r, item, what)
+                ok = values is not None and ok
+                inline = values or {}
+        else:
+            also = "" if node.is_list else "; or a list of these"
+            r.error(item.loc, f"{where}: expected {_CONSENSUS_FORMS}{also}, got {describe(item.value)}")
+            ok = False
+    return cfile, inline, tuple(feeds), ok
+
+
+def _consensus_file(r: Reader, node: YNode, what: str, base: Path) -> Path | None:
+    written = base / Path(node.value).expanduser()
+    cfile = written.resolve()
+    try:
+        check_regular(written)  # read later, in full: a device or FIFO is refused now
+    except FileNotFoundError:
+        r.error(node.loc, f"{what}: file {node.value!r} not found (looked for {cfile})")
+        return None
+    except OSError as exc:
+        r.error(node.loc, f"{what}: file {node.value!r}: {exc.strerror or exc}")
+        return None
+    return cfile
+
+
+def _inline(r: Reader, node: YNode, what: str) -> dict[dt.date, float] | None:
+    inline, ok = {}, True
+    for key, value in node.value.items():
+        meant = close_match(key, FEED_KEYS) if isinstance(key, str) else None
+        if meant:  # `fed: nasdaq` read as a month would say only that 'fed' is no date
+            r.error(node.keys[key], f"{what}: unknown key {key!r} (did you mean {meant!r}?); a feed entry has the "
+                                    f"keys {', '.join(FEED_KEYS)}")
+            ok = False
+            continue
+        period = r.month_or_date(YNode(key, node.keys[key]), f"{what} key")
+        number = r.number(value, f"{what}[{key}]")
+        if period is None or number is None:
+            ok = False
+        else:
+            inline[period] = number
+    return inline if ok else None
+
+
+def _feed_entry(r: Reader, node: YNode, what: str) -> ConsensusFeed | None:
+    f = r.mapping(node, what, FEED_KEYS, required=["feed", "event"])
+    if f is None or "feed" not in f or "event" not in f:
+        return None
+    name = r.choice(f["feed"], f"{what}.feed", [feed.value for feed in Feed])
+    event = r.string(f["event"], f"{what}.event")
+    unit = r.number(f["unit"], f"{what}.unit", above=0) if "unit" in f else 1.0
+    country = r.string(f["country"], f"{what}.country") if "country" in f else None
+    if name == Feed.FOREXFACTORY and country is not None and not re.fullmatch(r"[A-Za-z]{3}", country.strip()):
+        r.error(f["country"].loc, f"{what}.country: ForexFactory names a country by its currency (USD, EUR, "
+                                  f"GBP, ...), got {country!r}")
+        return None
+    if None in (name, event, unit) or ("country" in f and country is None):
+        return None
+    return ConsensusFeed(Feed(name), event.strip(), unit, country.strip() if country else None, loc=node.loc)
 
 
 def channel(r: Reader, cid: str, node: YNode) -> Channel | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +178,42 @@ class Release:
     time: dt.time
     fred_release_id: int | None = None
     dates: tuple[dt.date, ...] = ()
+    bls: str | None = None            # the title of its events in the BLS schedule ("Employment Situation")
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
+
+
+# A BLS series id, upper-case letters and digits (CES0000000001, LNS14000000, CUUR0000SA0, EIUIR); use fullmatch.
+BLS_SERIES_ID = re.compile(r"[A-Z0-9]{5,30}")
+
+
+class Feed(enum.StrEnum):
+    """A consensus forecast feed (sources/consensus.py); keyless, so naming one needs no `sources.consensus` entry."""
+
+    FOREXFACTORY = "forexfactory"  # ForexFactory's weekly calendar JSON (this week's events, with forecasts)
+    NASDAQ = "nasdaq"              # Nasdaq's economic events, one page per day (consensus, actual, previous)
+
+
+# The United States as each feed names it: ForexFactory by currency, Nasdaq by country name.
+US_COUNTRY = {Feed.FOREXFACTORY: "USD", Feed.NASDAQ: "United States"}
+
+
+@dataclass(frozen=True)
+class ConsensusFeed:
+    """`{feed: F, event: TITLE, unit: N, country: C}`: a feed's forecast for each release of a macro series.
+
+    The forecast ("185K" = 185000) is divided by `unit` into the series' units (PAYEMS counts thousands: 1000).
+    """
+
+    feed: Feed
+    event: str                 # the feed's title of the event, matched exactly (case-insensitive, trimmed)
+    unit: float = 1.0
+    country: str | None = None  # None: the United States (US_COUNTRY)
+    loc: Loc = field(default=NOWHERE, compare=False, repr=False)
+
+    @property
+    def in_country(self) -> str:
+        """The country the event is matched in, as the feed writes it."""
+        return self.country or US_COUNTRY[self.feed]
 
 
 @dataclass(frozen=True)
@@ -190,6 +226,10 @@ class Macro:
     consensus: Mapping[dt.date, float] = field(default_factory=dict)  # inline: reference period -> value
     beat_by: float = 0.0
     higher_is: str = "better"  # "better" or "worse" (swaps beat and miss)
+    bls_series: str | None = None  # the same series in the BLS API, read at the release time
+    # The feeds of `consensus` (a feed entry, or a list), tried in order after the file or inline entry for the
+    # month (at most one of those, before the feeds) and before the mean of the last 12 first prints.
+    feeds: tuple[ConsensusFeed, ...] = ()
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -310,8 +350,31 @@ class FredSource:
 
 
 @dataclass(frozen=True)
+class BlsSource:
+    api_key: str | None = field(default=None, repr=False)  # expanded: a secret; None: keyless (25 queries a day)
+    api_key_source: str | None = None                       # as written
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class YahooSource:
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    url: str | None = None  # a base-URL override: https://HOST/PATH goes to URL/HOST/PATH
+
+
+@dataclass(frozen=True)
+class ConsensusSources:
+    """`sources.consensus`: where each feed is asked (each optional; a feed not written here has the default)."""
+
+    forexfactory: FeedSource = FeedSource()
+    nasdaq: FeedSource = FeedSource()
+
+    def source(self, feed: Feed) -> FeedSource:
+        return getattr(self, feed.value)
 
 
 @dataclass(frozen=True)
@@ -337,7 +400,9 @@ class Config:
     health: Health | None = None
     ha: Ha = Ha()
     fred: FredSource = FredSource()
+    bls: BlsSource = BlsSource()
     yahoo: YahooSource = YahooSource()
+    consensus: ConsensusSources = ConsensusSources()
     breakout: BreakoutParams = BreakoutParams()
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
     levels: Mapping[str, Level] = field(default_factory=dict)

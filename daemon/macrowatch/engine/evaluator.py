@@ -15,17 +15,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from macrowatch.config.types import TEMPLATE_FIELDS, Config, NarrowRange, Rule, Trigger
+from macrowatch.config.types import TEMPLATE_FIELDS, Config, NarrowRange, Outcome, Rule, Trigger
 from macrowatch.engine.alerting import RuleState, advance, render
 from macrowatch.engine.breakout import LevelMachine
 from macrowatch.engine.conditions import LevelView, View, holds
-from macrowatch.engine.timeline import Timeline, ns
-from macrowatch.model import Alert, Bar, Bars, Print
+from macrowatch.engine.timeline import Timeline
+from macrowatch.model import Alert, Bars, Print
 
 STATE_VERSION = 1
 # A saved state of version N is rewritten by MIGRATIONS[N] into one of version N + 1, until STATE_VERSION: the next
 # format adds its migration here. A state no migration reaches is not loaded (StateError): the daemon rebuilds the
-# engine from the store's history instead (app.Daemon), so that an upgrade never stops an install.
+# engine from the store's history instead (runtime/daemon.py), so that an upgrade never stops an install.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
@@ -85,18 +85,8 @@ class Engine:
             self.sessions[iid] = b.session[-1].astype(dt.date)
         return alerts
 
-    def on_close(self, at: dt.datetime, bars: Mapping[str, Bar]) -> list[Alert]:
-        """A session close at `at`: each instrument's bar moves its levels; then the close rules are evaluated."""
-        return self.feed({i: Bars.from_list([dataclasses.replace(b, at=at)]) for i, b in bars.items()},
-                         stamps={ns(at): at})
-
-    def on_release(self, at: dt.datetime, prints: Iterable[Print]) -> list[Alert]:
-        """New prints (all published at `at`); then the release rules are evaluated."""
-        views = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in self.machines.items()}
-        return self._release(at, prints, views, {i: list(d) for i, d in self.closes.items()})
-
     def _release(self, at: dt.datetime, prints: Iterable[Print], levels: Mapping[str, LevelView],
-                 closes: Mapping[str, list[float]], timeline: Timeline | None = None) -> list[Alert]:
+                 closes: Mapping[str, list[float]], timeline: Timeline) -> list[Alert]:
         released = []
         for p in prints:
             old = self.prints.get(p.macro)
@@ -253,4 +243,4 @@ def _print_data(p: Print) -> dict[str, Any]:
 
 def _print_from(d: dict[str, Any]) -> Print:
     return Print(**{**d, "at": dt.datetime.fromisoformat(d["at"]),
-                    "ref_period": dt.date.fromisoformat(d["ref_period"])})
+                    "ref_period": dt.date.fromisoformat(d["ref_period"]), "outcome": Outcome(d["outcome"])})

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from macrowatch.config.types import Outcome
+
 TELEGRAM_LIMIT = 4096       # characters per Telegram message
 LINE_MAX = 600              # one evidence line is cut beyond this, so that one huge value cannot crowd out the rest
 _PCT_MEASURES = ("pct_change", "yoy_pct")
@@ -254,8 +256,9 @@ def _release_words(macro: str, e: Mapping[str, Any], f: MacroFormat, tz: str | N
 
 def _verdict(outcome: Any, surprise: Any, f: MacroFormat) -> str:
     by = f" by {_amount(abs(surprise), f.unit, False)}" if isinstance(surprise, int | float) else ""
-    return {"beat": f"beat{by}", "miss": f"missed{by}", "inline": f"in line (off{by or ' by 0'})"}.get(
-        str(outcome), f"outcome {outcome}")
+    # The evidence may come back from JSON (the outbox): a plain string, which finds its Outcome key all the same.
+    return {Outcome.BEAT: f"beat{by}", Outcome.MISS: f"missed{by}",
+            Outcome.INLINE: f"in line (off{by or ' by 0'})"}.get(str(outcome), f"outcome {outcome}")
 
 
 def _source(source: Any) -> str | None:

@@ -7,7 +7,7 @@ import math
 import zoneinfo
 from dataclasses import dataclass
 
-from macrowatch.config.types import BreakoutParams, Level, LevelKind, Side
+from macrowatch.config.types import BreakoutParams, Level, LevelKind, LevelState, Outcome, Side
 from macrowatch.model import Alert, Bar
 from macrowatch.notify.render import Context, MacroFormat
 
@@ -43,8 +43,8 @@ def sample(now: dt.datetime, tz: str = "America/New_York", channel: str = "test"
     release = dt.datetime.combine(days[-3], dt.time(8, 30), zone)
     last = bars[-1]
     evidence = {
-        "sample-100 breakout": {"holds": True, "state": "breakout", "level": LEVEL, "close": last.close},
-        "payrolls beat within 1d": {"holds": True, "outcome": "beat", "actual": 250.0, "consensus": 180.0,
+        "sample-100 breakout": {"holds": True, "state": LevelState.BREAKOUT, "level": LEVEL, "close": last.close},
+        "payrolls beat within 1d": {"holds": True, "outcome": Outcome.BEAT, "actual": 250.0, "consensus": 180.0,
                                     "surprise": 70.0, "prior": 150.0, "ref_period": days[-3].replace(day=1),
                                     "released_at": release, "consensus_source": "consensus (file)"},
     }

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 from urllib.parse import urlsplit
 
 log = logging.getLogger("macrowatch.health")
@@ -52,6 +53,16 @@ FAMILIES = (
     Family("macrowatch_outbox_depth", "gauge", "Deliveries in the outbox not sent yet."),
     Family("macrowatch_last_heartbeat_timestamp_seconds", "gauge", "Unix time of the daemon's last heartbeat."),
 )
+
+
+class MetricsRegistry(Protocol):
+    """What the daemon needs of a metrics registry: `Metrics`, or a stand-in."""
+
+    def define(self, family: Family) -> None: ...
+
+    def inc(self, name: str, value: float = 1, **labels: object) -> None: ...
+
+    def set(self, name: str, value: float, **labels: object) -> None: ...
 
 
 class Metrics:

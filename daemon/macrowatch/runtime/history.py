@@ -1,13 +1,15 @@
 """History through the engine: what replay, `macrowatch test` and the daemon's rebuild from the store all feed.
 
 `macrowatch replay` loads CSV history into a History (commands/replay.py); `macrowatch test` builds one from its own
-notation; the daemon builds one from its store; all call `run`, so there is one code path from events to alerts.
+notation; the daemon builds one from its store (`unseen`); all feed `Engine.feed`, so there is one code path from
+events to alerts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +19,10 @@ from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import SeriesHistory, prints
 from macrowatch.engine.timeline import ns
 from macrowatch.model import Alert, Bar, Bars, Print, Vintage
+from macrowatch.runtime.inputs import instrument_key, macro_key
 from macrowatch.sources import files
 from macrowatch.sources.calendar import CALENDAR_START, close_columns
+from macrowatch.store import Store
 
 
 @dataclass
@@ -49,6 +53,30 @@ def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
     release_at = {d: dt.datetime.combine(d, release.time, tz) for d in history.release_days()}
     consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"))
     return prints(macro, history, release_at, consensus, label)
+
+
+def unseen(config: Config, store: Store, engine: Engine, now: dt.datetime, fed: Callable[[str], bool]) -> History:
+    """The store's events up to `now` that `engine` has not applied, of the inputs `fed` admits (by input key)."""
+    bars: dict[str, Bars | list[Bar]] = {}
+    for iid in config.instruments:
+        if not fed(instrument_key(iid)):
+            continue
+        after = engine.sessions.get(iid)
+        since = after + dt.timedelta(days=1) if after else None
+        new = [b for b in store.bars(iid, since) if b.at <= now]
+        if new:
+            bars[iid] = new
+    prints_: list[Print] = []
+    for macro in config.macro.values():
+        if not fed(macro_key(macro.id)):
+            continue
+        seen = engine.prints.get(macro.id)
+        vintages = store.vintages(macro.series)
+        if not vintages:
+            continue
+        prints_ += [p for p in macro_prints(config, macro, vintages, None)
+                    if p.at <= now and (seen is None or p.at > seen[0].at)]
+    return History(bars, sorted(prints_, key=lambda p: (p.at, p.macro)))
 
 
 def close_array(code: str, sessions: np.ndarray, tz: zoneinfo.ZoneInfo) -> np.ndarray:

@@ -10,16 +10,17 @@ import sys
 import threading
 from pathlib import Path
 
-from macrowatch.clock import system_clock
+from macrowatch.clock import Clock, system_clock
 from macrowatch.config import Config, load_config
 from macrowatch.runtime import ha, health, logs, sdnotify
 from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.health import MetricsRegistry
 from macrowatch.runtime.reloads import check_reloadable
 from macrowatch.runtime.scheduler import Runner
 from macrowatch.runtime.wiring import open_store_for, sources_for
 from macrowatch.secrets import SecretFilter, store_secrets, url_secrets
 from macrowatch.sources.calendar import calendar_names
-from macrowatch.store import is_url
+from macrowatch.store import Store, is_url
 
 log = logging.getLogger("macrowatch.service")
 
@@ -30,16 +31,16 @@ CATCH_UP_STALL = 300.0
 
 
 def secrets_of(config: Config) -> list[str]:
-    """Every secret value the config expanded (channel URLs and their tokens, the FRED key), for log scrubbing."""
+    """Every secret value the config expanded (channel URLs and their tokens, the FRED and BLS keys), for log
+    scrubbing."""
     out = {part for ch in config.channels.values() for u in ch.urls for part in url_secrets(u)}
-    if config.fred.api_key:
-        out.add(config.fred.api_key)
+    out |= {key for key in (config.fred.api_key, config.bls.api_key) if key}
     if is_url(config.store):
         out |= store_secrets(config.store)
     return sorted(out, key=len, reverse=True)
 
 
-def build(config: Config, clock, metrics, store=None) -> Daemon:
+def build(config: Config, clock: Clock, metrics: MetricsRegistry | None, store: Store | None = None) -> Daemon:
     """The daemon with the real sources: yfinance for prices, fredapi for releases.
 
     The sources' retry backoff and FRED's rate limit sleep until the daemon stops, not longer: a stop is never
@@ -51,7 +52,7 @@ def build(config: Config, clock, metrics, store=None) -> Daemon:
     return Daemon(config, store, clock, sources.prices, sources.fred, metrics=metrics, stopping=stopping)
 
 
-def healthy(supervisor: ha.Supervisor, clock, every: float):
+def healthy(supervisor: ha.Supervisor, clock: Clock, every: float):
     """/healthz: a standby waits for the lease (or the SQLite store's lock) and says so; a leader's scheduler
     runs and its heartbeat is recent ("ok")."""
     def check() -> tuple[bool, str]:
@@ -61,7 +62,7 @@ def healthy(supervisor: ha.Supervisor, clock, every: float):
             return (not supervisor.stopped.is_set(), f"standby: {lease.holder} waits for {lease.waits_for}")
         if not runner.scheduler.running:
             return False, "scheduler not running"
-        starting = runner.startup_status()
+        starting = runner.catch_up.status()
         if starting is not None:  # no job but the catch-up runs yet: a heartbeat in the store is an old one
             return False, starting
         state = runner.daemon.store.load_state("daemon") or {}
@@ -135,9 +136,9 @@ def run(config_path: Path, config: Config) -> int:
         if leading is None:  # standing by: no heartbeat job pings systemd's watchdog
             sdnotify.watchdog()
             sdnotify.status(f"standby: {ha.HOLDER} waits for {runner.lease.waits_for}")
-        elif leading.retrying() or leading.catching_up(CATCH_UP_STALL):  # alive, not stuck
+        elif leading.catch_up.retrying() or leading.catch_up.working(CATCH_UP_STALL):  # alive, not stuck
             sdnotify.watchdog()
-            sdnotify.status(leading.startup_status() or "")
+            sdnotify.status(leading.catch_up.status() or "")
     runner.shutdown()
     if server is not None:
         server.stop()

@@ -58,6 +58,25 @@ class FredError(Exception):
         self.reason = reason
 
 
+class BlsError(Exception):
+    """A BLS request (schedule or API) that gave no usable answer; `reason` says why, never with the API key."""
+
+    def __init__(self, subject: str, reason: str):
+        super().__init__(f"BLS {subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
+
+
+class ConsensusError(Exception):
+    """A consensus feed (ForexFactory, Nasdaq) that gave no usable forecast; `reason` says why."""
+
+    def __init__(self, feed: str, subject: str, reason: str):
+        super().__init__(f"{feed} {subject}: {reason}")
+        self.feed = feed
+        self.subject = subject
+        self.reason = reason
+
+
 class PriceFeed(Protocol):
     """Daily bars and latest prices; never raises: failures come back in `errors`."""
 

@@ -31,7 +31,7 @@ from fredapi import Fred
 
 from macrowatch.config.types import FredSource, Release
 from macrowatch.model import Vintage
-from macrowatch.secrets import mask_param, redact
+from macrowatch.secrets import mask_param, mask_query_param_in_logs, redact
 from macrowatch.sources.base import FredError
 
 __all__ = ["Changes", "FredClient", "FredError", "RateLimiter", "detect", "graph_csv_url", "mask"]
@@ -48,23 +48,6 @@ _ROOT_TAGS = {"/series/observations": "observations", "/series": "seriess", "/se
 def mask(text: str, key: str | None = None) -> str:
     """`text` with every `api_key=` value, and the key itself, replaced by *** (secrets.py's rules)."""
     return redact(mask_param(text, "api_key"), [key] if key else [])
-
-
-class _MaskQueryFilter(logging.Filter):
-    """Masks api_key= in urllib3's DEBUG request lines, which print each URL with its query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "api_key=" in text:
-            record.msg, record.args = mask(text), None
-        return True
-
-
-def _mask_urllib3_logs() -> None:
-    """Install the filter once: a daemon run at DEBUG would otherwise log the key with every request."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _MaskQueryFilter) for f in logger.filters):
-        logger.addFilter(_MaskQueryFilter())
 
 
 class RateLimiter:
@@ -311,7 +294,7 @@ class FredClient:
         self._http = _Http(self.api_key, timeout, limiter, sleep, retries, backoff, session)
         self._api = _BoundedFred(self._http, self.base_url, self.api_key) if self.api_key else None
         self._warned_keyless = False
-        _mask_urllib3_logs()
+        mask_query_param_in_logs("api_key")  # a daemon run at DEBUG would log the key with every request
 
     def close(self) -> None:
         """Close the HTTP connections."""

@@ -1,4 +1,5 @@
-"""The store: bars, vintages, engine state, the outbox and the sent log, in SQLite or PostgreSQL.
+"""The store: bars, vintages, engine state, the outbox and the sent log, consensus forecasts and the publishers'
+query counts and first-print sources, in SQLite or PostgreSQL.
 
     with open_store(config.store) as store:          # a path, or postgresql://user@host/db
         store.put_bars("spx", bars)
@@ -6,9 +7,10 @@
 
 from .base import Fence, Fenced, StoreError
 from .core import Store, default_path, is_url, open_reader, open_store
+from .forecasts import ForecastRow
 from .lease import LeaseRow
 from .outbox import ERROR_MAX, Delivery
 from .schema import SCHEMA_VERSION
 
-__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Fence", "Fenced", "LeaseRow", "Store", "StoreError",
-           "default_path", "is_url", "open_reader", "open_store"]
+__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Fence", "Fenced", "ForecastRow", "LeaseRow", "Store",
+           "StoreError", "default_path", "is_url", "open_reader", "open_store"]

@@ -10,39 +10,32 @@ from types import TracebackType
 from typing import Any
 
 from ..model import Alert, Bar, Vintage
-from . import lease, market, outbox, schema, state
+from . import forecasts, lease, market, outbox, publishers, schema, state
 from .base import Db, Fence, StoreError
+from .forecasts import ForecastRow
 from .lease import LeaseRow
 from .market import Summary
 from .outbox import Delivery, Writer
+from .publishers import PrintKey, PrintSeen
 from .sqlite import SqliteDb
 
 FILE_NAME = "macrowatch.sqlite"
 
 
-class Store:
-    """Bars, vintages, engine state, the outbox and the sent log. Every write is its own transaction.
+class Part:
+    """What each part of the Store works on: its database, and the fence its acting writes are checked against."""
 
-    Through a fenced view (`with_fence`), the writes that act — the outbox and saved state — are checked
-    against a leadership in the same transaction (ha.py), and deliveries are claimed before their send;
-    market data is written by anyone (it is the same data whoever fetches it).
-    """
-
-    def __init__(self, db: Db, fence: Fence | None = None):
-        self._db = db
-        self.name = db.name
-        self.dialect = db.dialect
-        self._fence = fence
-
-    def with_fence(self, fence: Fence | None) -> Store:
-        """A view of this store (the same connection) whose acting writes are checked against `fence`."""
-        return Store(self._db, fence)
+    _db: Db
+    _fence: Fence | None
 
     def _writer(self) -> Writer | None:
         # token() raises Fenced at once when this instance knows it no longer leads: no round trip needed.
         return None if self._fence is None else (self._fence.holder, self._fence.token())
 
-    # ---- market data --------------------------------------------------------------------------------
+
+class MarketData(Part):
+    """Bars per instrument and vintages per series: written by anyone, unfenced (the same data whoever fetches it)."""
+
     def put_bars(self, instrument: str, bars: Iterable[Bar]) -> int:
         """Upsert bars by (instrument, session): a re-fetched session replaces the old one; return rows written."""
         return market.put_bars(self._db, instrument, bars)
@@ -63,7 +56,10 @@ class Store:
         """(kind "instrument" or "series", id, rows, first, last) for `fetch` and `status`."""
         return market.summary(self._db)
 
-    # ---- engine state -------------------------------------------------------------------------------
+
+class EngineState(Part):
+    """The engine's saved state, one JSON document per name; a fenced write."""
+
     def save_state(self, name: str, data: dict[str, Any]) -> None:
         """Replace the saved state `name` (an engine's `to_data()`) atomically."""
         state.save_state(self._db, name, data, self._writer())
@@ -72,7 +68,11 @@ class Store:
         """The saved state `name`, or None."""
         return state.load_state(self._db, name)
 
-    # ---- outbox and sent log ------------------------------------------------------------------------
+
+class Deliveries(Part):
+    """The outbox at rest (notify/outbox.py's Dispatcher works it): alerts, their deliveries per channel, claims,
+    possible repeats and the sent log."""
+
     def enqueue(self, alert: Alert, channels: list[str], now: dt.datetime) -> bool:
         """Write the alert and its deliveries at once; False, changing nothing, when its key is known."""
         return outbox.enqueue(self._db, alert, channels, now, self._writer())
@@ -113,15 +113,14 @@ class Store:
         """How many deliveries are not sent yet."""
         return outbox.pending(self._db)
 
-    def was_sent(self, key: str, channel: str) -> bool:
-        """Whether the alert has been delivered to the channel."""
-        return outbox.was_sent(self._db, key, channel)
-
     def sent_log(self, limit: int = 50) -> list[tuple[str, str, dt.datetime]]:
         """The latest successful sends as (key, channel, sent_at), newest first."""
         return outbox.sent_log(self._db, limit)
 
-    # ---- the lease (ha.py) ---------------------------------------------------------------------------
+
+class Leadership(Part):
+    """The lease one instance of several holds on a shared store (runtime/ha.py)."""
+
     def lease(self) -> LeaseRow | None:
         """Who leads, with the database's clock; None when no instance has led on this store."""
         return lease.read(self._db)
@@ -139,7 +138,72 @@ class Store:
         """Give the lease up at a clean stop."""
         return lease.release(self._db, holder, token)
 
-    # ---- lifetime -----------------------------------------------------------------------------------
+
+class Forecasts(Part):
+    """Consensus forecasts from the feeds, each with when it was first seen (point in time); a fenced write."""
+
+    def put_forecast(self, feed: str, event: str, country: str, release_at: dt.datetime, value: float | None,
+                     seen_at: dt.datetime, note: str = "") -> bool:
+        """Record what the feed shows for the release at `seen_at` (None: listed without a forecast); True when
+        stored, False when the value is the one seen last (polling the same number all week keeps one row)."""
+        row = ForecastRow(feed, event, country, release_at, value, seen_at, note)
+        return forecasts.put_forecast(self._db, row, self._writer())
+
+    def forecast_before(self, feed: str, event: str, country: str, release_at: dt.datetime,
+                        before: dt.datetime) -> tuple[float | None, dt.datetime] | None:
+        """The newest (value, seen_at) seen strictly before `before` (the release time: a forecast first seen
+        after it never counts); None when the feed had shown nothing for the release by then."""
+        return forecasts.forecast_before(self._db, feed, event, country, release_at, before)
+
+    def forecasts(self, since: dt.datetime | None = None) -> list[ForecastRow]:
+        """Every stored forecast, or those of releases at or after `since`, oldest sighting first."""
+        return forecasts.forecasts(self._db, since)
+
+
+class Publishers(Part):
+    """The publishers' APIs at release time: queries per source and day against their quotas, and which source
+    showed each first print first; fenced writes."""
+
+    def count_queries(self, source: str, day: dt.date, n: int = 1) -> int:
+        """Count `n` queries to `source` on `day` (before making them: an instance that no longer leads is
+        refused with Fenced and spends nothing); the day's new total. Atomic across threads and instances."""
+        return publishers.count_queries(self._db, source, day, n, self._writer())
+
+    def queries(self, source: str, day: dt.date) -> int:
+        """The queries counted for `source` on `day`."""
+        return publishers.queries(self._db, source, day)
+
+    def put_print_source(self, series: str, day: dt.date, source: str, seen_at: dt.datetime) -> None:
+        """Record that `source` showed the first print of `series` for the observation date `day` at `seen_at`;
+        the earliest sighting stays (a later FRED sighting does not replace BLS's)."""
+        publishers.put_print_source(self._db, series, day, source, seen_at, self._writer())
+
+    def print_sources(self, series: str | None = None) -> dict[PrintKey, PrintSeen]:
+        """{(series, day): (source, seen_at)} of every first print recorded, or of one series'."""
+        return publishers.print_sources(self._db, series)
+
+
+class Store(MarketData, EngineState, Deliveries, Leadership, Forecasts, Publishers):
+    """Bars, vintages, engine state, the outbox and the sent log, forecasts and the publishers' use. Every write is
+    its own transaction.
+
+    Through a fenced view (`with_fence`), the writes that act — the outbox, saved state, forecasts, query counts
+    and print sources — are checked against a leadership in the same transaction (ha.py), and deliveries are
+    claimed before their send; market data is written by anyone (it is the same data whoever fetches it). Its
+    methods live in its parts, one per concern, each over its own module's SQL (market.py, state.py, outbox.py,
+    lease.py, forecasts.py, publishers.py).
+    """
+
+    def __init__(self, db: Db, fence: Fence | None = None):
+        self._db = db
+        self.name = db.name
+        self.dialect = db.dialect
+        self._fence = fence
+
+    def with_fence(self, fence: Fence | None) -> Store:
+        """A view of this store (the same connection) whose acting writes are checked against `fence`."""
+        return Store(self._db, fence)
+
     def close(self) -> None:
         """Close the store."""
         self._db.close()

@@ -162,12 +162,6 @@ def pending(db: Db) -> int:
     return int(db.query("SELECT COUNT(*) FROM deliveries WHERE sent_at IS NULL")[0][0])
 
 
-def was_sent(db: Db, key: str, channel: str) -> bool:
-    """Whether this alert has been delivered to this channel."""
-    return bool(db.query("SELECT COUNT(*) FROM deliveries WHERE alert_key = ? AND channel = ? "
-                         "AND sent_at IS NOT NULL", (key, channel))[0][0])
-
-
 def sent_log(db: Db, limit: int) -> list[tuple[str, str, dt.datetime]]:
     """The latest `limit` successful sends as (key, channel, sent_at), newest first."""
     rows = db.query("SELECT alert_key, channel, sent_at FROM deliveries WHERE sent_at IS NOT NULL "

@@ -58,6 +58,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # unknown outcome is taken as reached, so that a receiver answering too late gets at most two copies.
         "ALTER TABLE deliveries ADD COLUMN unsure TEXT",
     ),
+    (
+        # Issues [12] and [13], the live sources. Each consensus forecast a feed showed, with the UTC time it was
+        # first seen (a NULL value: listed without a forecast), so that a release is judged against what was
+        # known before it; the API queries spent per source and day, against the publishers' daily quotas; and
+        # which source showed each first print first (BLS or FRED), and when.
+        """CREATE TABLE forecasts (
+            feed TEXT NOT NULL, event TEXT NOT NULL, country TEXT NOT NULL, release_at TEXT NOT NULL,
+            seen_at TEXT NOT NULL, value REAL, note TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (feed, event, country, release_at, seen_at))""",
+        "CREATE INDEX forecasts_release ON forecasts (release_at)",
+        """CREATE TABLE queries (
+            source TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (source, day))""",
+        """CREATE TABLE print_sources (
+            series TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL, seen_at TEXT NOT NULL,
+            PRIMARY KEY (series, day))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -19,6 +20,8 @@ import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import click
 
 from macrowatch.clock import AcceleratedClock
 from macrowatch.commands.demo.feeds import ScenarioMacro, ScenarioPrices
@@ -209,6 +212,14 @@ def play(s: Scenario, config: Config, store, charts_dir: Path, speed: float,
     began = time.monotonic()
     runner.run_until(s.end + TAIL)
     return time.monotonic() - began
+
+
+def command(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) -> None:
+    """The demo, its lines on stdout; exit 1 when a delivery to a --notify URL failed."""
+    if bad := bad_urls(urls):
+        raise click.BadParameter(f"not an apprise URL (scheme://...): {bad[0]!r}", param_hint="--notify")
+    result = run_demo(urls, charts_dir, speed, click.echo)
+    sys.exit(1 if result.unsent else 0)
 
 
 def run_demo(urls: Sequence[str] = (), charts_dir: Path | None = None, speed: float | None = None,

@@ -1,0 +1,117 @@
+"""The daemon's jobs on the scheduler: each reads the clock once and hands the daemon that `now`.
+
+    closes     the bars of each closed session, evaluated (level-triggered, every minute: scheduler.py)
+    intraday   the intraday poll, when the config has one
+    deliver    what the outbox has due
+    heartbeat  the daemon's record in the store, then `on_heartbeat` (systemd's watchdog and status)
+    schedule   the release calendar; a one-shot burst job per release (ReleaseJobs), tried again soon after a failure
+
+They are added once the catch-up has succeeded (catchup.py); none is added once the runner stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from macrowatch.runtime.daemon import Daemon
+
+log = logging.getLogger("macrowatch.scheduler")
+
+SCHEDULE_RETRY_FIRST = 10.0   # seconds after a failed release calendar refresh, doubling
+SCHEDULE_RETRY_MAX = 300.0    # at most; the 6-hourly refresh goes on as usual
+
+
+class Jobs:
+    """The recurring jobs: added to the scheduler, and run with the clock's `now`."""
+
+    def __init__(self, daemon: Daemon, scheduler: BaseScheduler, every: dict[str, float],
+                 on_heartbeat: Callable[[], None] | None = None):
+        self.daemon = daemon
+        self.scheduler = scheduler
+        self.every = every  # seconds between two runs of each job, by its id
+        self.on_heartbeat = on_heartbeat
+        self.adding = threading.Lock()  # a job adding jobs, or the shutdown: see add
+
+    def add(self, *args, **kwargs) -> None:
+        """add_job from a running job (the catch-up, a schedule refresh), unless the runner is stopping.
+
+        APScheduler's shutdown holds its job store lock while it waits for the running jobs, and add_job takes
+        that lock: a job adding a job during a shutdown would wait for ever, and the daemon with it (SIGTERM
+        during the catch-up hung). Such a job skips its adds once the shutdown has begun.
+        """
+        with self.adding:
+            if not self.daemon.stopping.is_set():
+                self.scheduler.add_job(*args, **kwargs)
+
+    def start(self, refresh_schedule: Callable[[], None]) -> None:
+        """Add every recurring job, each to run at once and then at its interval."""
+        jobs = {"closes": self.closes, "deliver": self.deliver, "heartbeat": self.heartbeat,
+                "schedule": refresh_schedule, "intraday": self.intraday}
+        now = self.wall(self.daemon.clock.now())
+        for name, seconds in self.every.items():
+            # A second delivery run may start beside a slow one, and returns at once (deliver): with one
+            # instance, APScheduler would warn "skipped: maximum number of running instances" every 2 s.
+            extra = {"max_instances": 2} if name == "deliver" else {}
+            self.add(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now, **extra)
+
+    def closes(self) -> None:
+        self.daemon.check_closes(self.daemon.clock.now())
+
+    def intraday(self) -> None:
+        self.daemon.intraday(self.daemon.clock.now())
+
+    def deliver(self) -> None:
+        """The delivery job: a pass, or nothing at once while one is under way (a slow receiver)."""
+        self.daemon.alerts.deliver(self.daemon.clock.now(), wait=False)
+
+    def heartbeat(self) -> None:
+        self.daemon.liveness.heartbeat(self.daemon.clock.now(), self.every["heartbeat"])
+        if self.on_heartbeat is not None:
+            self.on_heartbeat()
+
+    def wall(self, when: dt.datetime) -> dt.datetime:
+        """The wall-clock moment at which the daemon's clock reads `when` (the scheduler waits on the wall clock)."""
+        return self.daemon.clock.to_wall(when)
+
+
+class ReleaseJobs:
+    """The schedule job: the release calendar refreshed, and a one-shot burst job added per scheduled release."""
+
+    def __init__(self, jobs: Jobs):
+        self.jobs = jobs
+        self.daemon = jobs.daemon
+        self._bursts: set[tuple[str, dt.date]] = set()  # (release, day) of the bursts started
+
+    def refresh(self) -> None:
+        """Refresh the release calendar, then schedule its releases."""
+        self.daemon.bursts.refresh_schedule(self.daemon.clock.now())
+        self.schedule()
+
+    def schedule(self) -> None:
+        """A one-shot burst job per scheduled release (one still under way runs at once).
+
+        A burst this runner has started is not added again: a schedule refresh while it polls (or after it)
+        would run it a second time, or be turned away as a second instance with a warning.
+        """
+        bursts, jobs = self.daemon.bursts, self.jobs
+        now = self.daemon.clock.now()
+        for rid, day, at in bursts.release_times(now):
+            if (rid, day) in self._bursts:
+                continue
+            jobs.add(self._burst, "date", args=[rid, day], id=f"release:{rid}:{day}", name=f"release {rid} {day}",
+                     run_date=jobs.wall(max(at, now)), replace_existing=True)
+        failures = bursts.schedule_failures
+        if failures:  # the calendar could not be read: the last known schedule runs, and it is asked again soon
+            wait = min(SCHEDULE_RETRY_MAX, SCHEDULE_RETRY_FIRST * 2 ** min(failures - 1, 16))
+            log.warning("release calendar: refresh failed %d time(s) in a row; next try in %.0f s", failures, wait)
+            jobs.add(self.refresh, "date", id="schedule-retry", name="schedule retry",
+                     run_date=jobs.wall(now + dt.timedelta(seconds=wait)), replace_existing=True)
+
+    def _burst(self, release_id: str, day: dt.date) -> None:
+        self._bursts.add((release_id, day))
+        self.daemon.bursts.burst(release_id, day, self.daemon.clock.now())
