@@ -3,12 +3,14 @@
 `Daemon` starts `macrowatch run -c CONFIG` (the console script beside this interpreter) with its output, stdout
 and stderr, in a log file; with `now`, its clock starts there (MACROWATCH_NOW) and runs at real speed, and
 `clock()` is the test's reading of it. `wait_for_line` waits for a line and fails, showing the log, if the
-process ends first or the line does not come. `environment` is the environment the process tests give it.
+process ends first or the line does not come. `environment` is the environment the process tests give it;
+`free_port` a port for its /healthz that no other test, even in another xdist worker, is handed meanwhile.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import signal
 import socket
@@ -18,17 +20,41 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 EXE = Path(sys.executable).parent / "macrowatch"
 READY_TIMEOUT = 60.0
 
 
+# free_port's ports: below the kernel's ephemeral range (32768-60999 by default), where no bind to port 0 (a stub
+# server) and no outgoing connection lands, one block per pytest-xdist worker (PYTEST_XDIST_WORKER gw0, gw1, ...):
+# a port found free here stays free until the daemon binds it, whatever runs beside the test.
+PORT_BASE, PORT_BLOCK = 20000, 500
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now (for a daemon's /healthz)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on now and nothing else is handed (for a daemon's /healthz)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    first = PORT_BASE + worker * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = first + next(_ports) % PORT_BLOCK
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # a daemon of an earlier test still holds it
+            return port
+    raise RuntimeError(f"no free port in {first}..{first + PORT_BLOCK - 1}")
+
+
+def wait_until(check: Callable[[], object], timeout: float = READY_TIMEOUT, what: str = "") -> None:
+    """Wait until `check()` is true; fail, saying for `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        time.sleep(0.02)
 
 
 def healthz(port: int, timeout: float = 5.0) -> tuple[int, str]:

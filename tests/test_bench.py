@@ -20,7 +20,7 @@ def last_json(args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-REPLAY = ["bench/replay.py", "--sizes", "3,6", "--years", "2"]
+REPLAY = ["bench/replay.py", "--sizes", "3,6", "--years", "2", "--repeat", "1"]
 
 
 @pytest.fixture(scope="module")

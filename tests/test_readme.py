@@ -57,10 +57,11 @@ def test_every_command_is_documented():
 
 @pytest.mark.parametrize("word", [
     *load.TOP_KEYS, *rules.RULE_KEYS, *sections.BREAKOUT_KEYS,
-    "all", "any", "not", "state", "entered", "outcome", "within", "narrow_range",
+    "all", "any", "not", "state", "entered", "outcome", "within", "narrow_range", "new_high", "new_low",
     *(k.value for k in LevelKind), *(m.value for m in Measure), *(o.value for o in RULE_OUTCOMES),
     *(s.value for s in Severity), *(t.value for t in Trigger), *(s.value for s in LevelState),
-    "fred_release_id", "dates", "consensus", "beat_by", "higher_is", "symbol", "calendar", "since", "bars", "side",
+    "fred_release_id", "bls", "bls_series", "feed", "event", "unit", "forexfactory", "nasdaq", "dates", "consensus",
+    "beat_by", "higher_is", "symbol", "calendar", "since", "bars", "side",
     "api_key", "url", "listen", "intraday", "lease",
 ])
 def test_config_construct_is_documented(word):

@@ -80,9 +80,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else None  # JSON has no Infinity or NaN
+        return number(value)
     return value
 
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def number(x: float) -> float | None:
+    """A float as the data had it, for JSON (which has no Infinity or NaN: None).
+
+    A 32-bit float widened to 64 bits (Yahoo sends prices so: 293.58 arrives as 293.5799865722656) is its
+    32-bit float's shortest decimal, 293.58; any other value is cut to 15 significant digits, which every
+    decimal of at most 15 digits survives exactly while arithmetic noise goes (0.30000000000000004 is 0.3).
+    A value of at most 9 digits is never taken for a widened 32-bit float: 2410.25 and 123456792 stay as they are.
+    """
+    if not math.isfinite(x):
+        return None
+    if abs(x) <= _FLOAT32_MAX and float(np.float32(x)) == x and float(f"{x:.9g}") != x:
+        return float(str(np.float32(x)))
+    return float(f"{x:.15g}")
 
 
 @dataclass(frozen=True)

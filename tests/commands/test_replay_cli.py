@@ -7,6 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -183,3 +184,75 @@ def test_bad_arguments_exit_2(data, args, fragment):
     result = replay(tmp_path, *args)
     assert result.exit_code == 2
     assert fragment in result.output
+
+
+HIGH_CONFIG = """\
+instruments:
+  spy: {symbol: SPY, name: SPY}
+levels:
+  spy-hi5: {instrument: spy, kind: high_of, bars: 5, fail_within_bars: 3}
+rules:
+  - name: new-high
+    when: {level: spy-hi5, entered: breakout}
+    message: "{spy.name} closed {spy.close:.2f}, above its 5-bar high {spy-hi5.price:.2f}"
+"""
+# Five closes at 293.58, a breakout (294.02), its failure (293.1), a new breakout straight out of `failed` (294.5),
+# each as Yahoo sends it: a 32-bit float widened to 64 bits (293.58 is 293.5799865722656).
+HIGH_CLOSES = [float(np.float32(c)) for c in [293.58] * 5 + [294.02, 293.1, 294.5]]
+
+
+@pytest.fixture
+def highs(tmp_path):
+    days = sessions(dt.date(2019, 7, 1), len(HIGH_CLOSES))
+    write_prices(tmp_path / "data" / "prices" / "SPY.csv", days, HIGH_CLOSES)
+    (tmp_path / "mw.yaml").write_text(HIGH_CONFIG)
+    assert "293.5799865722656" in (tmp_path / "data" / "prices" / "SPY.csv").read_text()
+    return tmp_path, days
+
+
+def test_a_new_breakout_out_of_failed_says_the_frozen_level_and_the_level_now(highs):
+    tmp_path, days = highs
+    result = replay(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{days[5]} 16:00 -0400 [warning] new-high: SPY closed 294.02, above its 5-bar high 293.58",
+        f"{days[7]} 16:00 -0400 [warning] new-high: SPY closed 294.50, above its 5-bar high 293.58 "
+        "(frozen at the breakout; the 5-bar high is now 294.02)",
+    ]
+
+
+def test_jsonl_writes_numbers_as_the_data_has_them(highs):
+    tmp_path, _ = highs
+    result = replay(tmp_path, "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    first, again = (json.loads(line)["evidence"]["spy-hi5 entered breakout"] for line in result.stdout.splitlines())
+    assert first == {"holds": True, "state": "breakout", "level": 293.58, "close": 294.02}
+    assert again == {"holds": True, "state": "breakout", "level": 293.58, "close": 294.5, "level_now": 294.02}
+    assert "293.58," in result.stdout and "293.579" not in result.stdout
+
+
+def test_jsonl_keeps_a_value_with_more_than_6_decimals_exact(data):
+    tmp_path, _ = data
+    path = tmp_path / "data" / "macro" / "PAYEMS.csv"
+    path.write_text(path.read_text().replace("2019-06-01,2019-07-05,1320", "2019-06-01,2019-07-05,1320.1234567"))
+    result = replay(tmp_path, "--format", "jsonl")
+    jobs = json.loads(result.stdout.splitlines()[0])
+    # 1320.1234567 - 1120 is 200.12345670000004 in floating point: the noise goes, the data's digits stay.
+    assert jobs["evidence"]["payrolls beat"]["actual"] == 200.1234567
+
+
+def test_from_past_the_end_of_the_data_says_where_it_ends(data):
+    tmp_path, days = data
+    result = replay(tmp_path, "--from", "2019-08-01")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert (f"macrowatch replay: warning: --from 2019-08-01 is past the end of the data: its last day is {days[-1]} "
+            "(the last close of spx); nothing to replay") in result.stderr
+    assert "0 alerts" in result.stderr
+
+
+def test_from_on_the_last_day_of_the_data_warns_of_nothing(data):
+    tmp_path, days = data
+    result = replay(tmp_path, "--from", str(days[-1]))
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr

@@ -150,6 +150,11 @@ def test_failing_file_shows_both_sides(tmp_path, runner):
         "    +++ got",
         "    - spx-breakout @ 2017-03-09 (any time): (any message)",
         "    + spx-breakout @ 2017-03-10 16:00 [warning]: 'S&P 500 2405.00'",
+        "    trace (> the day of a difference; a level: its value as the close saw it, its state after):",
+        "         at                event  spx      spx-2400             spx-breakout",
+        "         2017-03-08 16:00  close  2380.00  2400.00 approaching  inactive",
+        "      >  2017-03-09 16:00  close  2390.00  2400.00 approaching  inactive",
+        "      >  2017-03-10 16:00  close  2405.00  2400.00 breakout     FIRED",
         "2 passed, 1 failed",
     ]
 

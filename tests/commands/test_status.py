@@ -154,7 +154,7 @@ def test_json_format(config_path: Path):
     assert [s["channel"] for s in report["outbox"]["sent"]] == ["trading", "trading"]
     assert report["next_releases"][0] == {"release": "cpi", "next": "2019-08-13T08:30:00-04:00",
                                           "source": "config", "in_seconds": pytest.approx(8 * 86400 - 5400, abs=5),
-                                          "schedule_updated": None}
+                                          "schedule_updated": None, "consensus": []}
 
 
 def test_an_empty_store_says_so_plainly(config_path: Path):

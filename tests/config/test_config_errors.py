@@ -1241,11 +1241,49 @@ CASES = [
         """,
          (R + 4, 26, "r1", "when.narrow_range.bars: must be at least 2, got 1"),
          (R + 4, 34, "r1", "when.narrow_range.pct: must be greater than 0, got 0")),
-    rule("when-narrow-range-missing", """\
+    rule("when-instrument-test-missing", """\
         - name: r1
           when: {instrument: spx}
         """,
-         (R + 2, 9, "r1", "when (instrument): missing key 'narrow_range'")),
+         (R + 2, 9, "r1", "when (instrument): missing the test: 'narrow_range', 'new_high' or 'new_low'")),
+    rule("when-new-high-bare-number", """\
+        - name: r1
+          when: {instrument: spx, new_high: 252}
+        """,
+         (R + 2, 37, "r1", "when.new_high: the number 252 is not a count of bars; use 'N bars' with N > 0, "
+                           "or 'all' (write '252 bars')")),
+    rule("when-new-low-elapsed-time", """\
+        - name: r1
+          when: {instrument: spx, new_low: 52w}
+        """,
+         (R + 2, 36, "r1", "when.new_low: '52w' is not a count of bars; use 'N bars' with N > 0, or 'all'")),
+    rule("when-new-high-zero-bars", """\
+        - name: r1
+          when: {instrument: spx, new_high: 0 bars}
+        """,
+         (R + 2, 37, "r1", "when.new_high: '0 bars' is not a count of bars; use 'N bars' with N > 0, or 'all'")),
+    rule("when-new-high-too-long", """\
+        - name: r1
+          when: {instrument: spx, new_high: 30000 bars}
+        """,
+         (R + 2, 37, "r1", "when.new_high: 30000 bars is too long (at most 25000 bars)")),
+    rule("when-new-high-and-new-low-in-one", """\
+        - name: r1
+          when: {instrument: spx, new_high: 5 bars, new_low: 5 bars}
+        """,
+         (R + 2, 45, "r1", "when (instrument): 'new_high' and 'new_low' in one condition; write one test per "
+                           "condition and combine them with 'all' or 'any'")),
+    rule("when-new-high-misspelt", """\
+        - name: r1
+          when: {instrument: spx, new_hihg: 5 bars}
+        """,
+         (R + 2, 27, "r1", "when (instrument): unknown key 'new_hihg' (did you mean 'new_high'?); allowed: "
+                           "instrument, narrow_range, new_high, new_low")),
+    rule("when-new-high-unknown-instrument", """\
+        - name: r1
+          when: {instrument: rut, new_high: all}
+        """,
+         (R + 2, 22, "r1", "when.instrument: unknown instrument 'rut' (known: spx)")),
     rule("when-nested-too-deeply",
          # 17 `not:` keys, each two columns right of the one before: the 17th `not` stands at line R + 19,
          # column 37, and the condition under it (depth 17) at line R + 20, column 39.

@@ -27,6 +27,7 @@ from macrowatch.config.types import (
     LevelKind,
     Measure,
     NarrowRange,
+    NewExtreme,
     Not,
     Outcome,
     ReleaseOutcome,
@@ -80,9 +81,12 @@ rules:
         - {level: rut-ath, entered: failed}
         - {release: payrolls, outcome: beat, within: 1d}
         - {instrument: spx, narrow_range: {bars: 10, pct: 1.5}}
+        - {instrument: spx, new_high: 252 bars}
         - any:
             - {level: spx-2300s, state: breakdown}
             - not: {release: unrate, outcome: miss, within: 3 bars}
+            - {instrument: spx, new_low: all}
+            - {instrument: spx, new_low: 1 bar}
     severity: critical
     notify: [trading, ops]
     for: 2 bars
@@ -194,8 +198,10 @@ def test_rule_conditions(full):
         LevelEntered("rut-ath", "failed"),
         ReleaseOutcome("payrolls", Outcome.BEAT, Duration(1, "d")),
         NarrowRange("spx", 10, 1.5),
+        NewExtreme("spx", 252),
         AnyOf((LevelIn("spx-2300s", ("breakdown",)),
-               Not(ReleaseOutcome("unrate", Outcome.MISS, Duration(3, "bars"))))),
+               Not(ReleaseOutcome("unrate", Outcome.MISS, Duration(3, "bars"))),
+               NewExtreme("spx", None, low=True), NewExtreme("spx", 1, low=True))),
     ))
     assert (rule.severity, rule.notify, rule.for_, rule.cooldown, rule.chart) == (
         Severity.CRITICAL, ("trading", "ops"), Duration(2, "bars"), Duration(10, "d"), "spx")

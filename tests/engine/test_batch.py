@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from hypothesis import given, settings
@@ -87,6 +88,37 @@ def test_narrow_range_from_windows_equals_the_closes_themselves(prior, new, bars
         window = history[:len(prior) + k + 1][-bars:]
         expected = len(window) == bars and 100.0 * (max(window) - min(window)) / min(window) <= pct
         assert bool(got[k]) == expected, (k, window)
+
+
+@settings(max_examples=300, deadline=None)
+@given(earlier=st.lists(st.integers(1, 30).map(float), max_size=12),
+       prior=st.lists(st.integers(1, 30).map(float), max_size=12),
+       new=st.lists(st.integers(1, 30).map(float), min_size=1, max_size=40),
+       bars=st.sampled_from([None, 1, 2, 3, 8]), low=st.booleans())
+def test_new_high_and_low_from_windows_equal_the_closes_themselves(earlier, prior, new, bars, low):
+    """The precomputed test of a replay, and the record of all-time highs and lows the engine keeps, give at each
+    bar what the definition gives from the closes: `earlier` closes are known only by their extremes (as after a
+    restart), `prior` ones are the engine's kept closes, `new` ones this feed's."""
+    from macrowatch.engine.timeline import Extremes, Timeline
+
+    before_kept = earlier + prior[:-1]  # what the engine's record covers: every close before its latest kept one
+    t = Timeline.__new__(Timeline)
+    t.prior, t.cols, t._new, t._records = {"i": prior}, {"i": SimpleNamespace(close=np.array(new))}, {}, {}
+    t.kept_extremes = {"i": (max(before_kept), min(before_kept))} if before_kept else {}
+    t.kept, t.pos = {"i": None}, {"i": np.arange(len(new))}
+    got = t.new_extreme_ok("i", bars, low)
+    history = earlier + prior + new
+    for k in range(len(new)):
+        at = len(earlier) + len(prior) + k
+        window = history[:at] if bars is None else history[max(0, at - bars):at]
+        if bars is not None and len(prior) + k < bars:  # the engine keeps only `prior`: too few it knows of
+            window = []
+        expected = bool(window) and (history[at] < min(window) if low else history[at] > max(window))
+        assert bool(got[k]) == expected, (k, window)
+        seen = history[:at]
+        assert dict(Extremes(t, k)) == ({"i": (max(seen), min(seen))} if seen else {})
+    seen = history[:-1]
+    assert t.extremes_after("i") == ({"i": (max(seen), min(seen))} if seen else {})
 
 
 @settings(max_examples=60, deadline=None)

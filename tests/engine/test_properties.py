@@ -26,6 +26,7 @@ from macrowatch.config.types import (
     Macro,
     Measure,
     NarrowRange,
+    NewExtreme,
     Not,
     Outcome,
     ReleaseOutcome,
@@ -95,6 +96,10 @@ CONFIG = Config(
         Rule("jobs-miss", ReleaseOutcome("payrolls", Outcome.MISS)),
         Rule("coil", NarrowRange("spx", 3, 1.0), labels={"desk": "macro"},
              message=Template("{spx.close:.2f} {res.state} {payrolls.actual}")),
+        Rule("high-3", NewExtreme("spx", 3), cooldown=Duration(2, "bars")),
+        Rule("record-low", NewExtreme("spx", None, low=True)),
+        Rule("record-high-on-jobs", AllOf((NewExtreme("spx", None),
+                                           ReleaseOutcome("payrolls", Outcome.ANY, Duration(2, "bars"))))),
     ),
 )
 
@@ -243,6 +248,7 @@ atom_st = st.one_of(
     st.sampled_from(sorted(_STATES)).flatmap(
         lambda lid: st.sampled_from(_STATES[lid]).map(lambda state: LevelEntered(lid, state))),
     st.builds(NarrowRange, st.sampled_from(["spx", "ndx"]), st.integers(2, 4), st.sampled_from([1.0, 3.0])),
+    st.builds(NewExtreme, st.sampled_from(["spx", "ndx"]), st.sampled_from([None, 1, 2, 4]), st.booleans()),
     st.builds(ReleaseOutcome, st.just("payrolls"), st.sampled_from(list(Outcome)),
               st.sampled_from([None, Duration(2, "bars")])),
 )
@@ -281,3 +287,28 @@ def test_any_rule_set_replayed_at_once_fires_what_it_fires_event_by_event(spx, n
     got = feed(one_by_one, list(events(h)))
     assert identities(got) == identities(expected)
     assert json.dumps(one_by_one.to_data()) == json.dumps(whole.to_data())
+
+
+# ---- (f) new highs and lows: what the definition says, one close at a time or all at once ---------------
+
+@settings(max_examples=200, deadline=None)
+@given(closes_st, st.sampled_from([None, 1, 2, 5]), st.booleans(), st.data())
+def test_new_high_and_low_hold_exactly_where_the_close_beats_the_bars_before_it(closes, bars, low, data):
+    """Fed partly one close at a time (the bar-by-bar path) and the rest at once (the batch path a replay takes),
+    the rule fires exactly where the condition, computed from the closes themselves, turns true."""
+    def beats(i: int) -> bool:
+        before = closes[:i] if bars is None else closes[max(0, i - bars):i]
+        if not before or (bars is not None and len(before) < bars):
+            return False
+        return closes[i] < min(before) if low else closes[i] > max(before)
+
+    config = dataclasses.replace(CONFIG, levels={}, rules=(Rule("x", NewExtreme("spx", bars, low)),))
+    h = history(closes, {})
+    evs = list(events(h))
+    k = data.draw(st.integers(0, len(evs)), label="one at a time before")
+    engine = Engine(config)
+    fired = [i for i, ev in enumerate(evs[:k]) if feed(engine, [ev])]
+    rest = History({"spx": h.bars["spx"][k:]}, [])
+    fired += [(a.at.date() - DAY0).days for a in run(engine, rest)]
+    held = [beats(i) for i in range(len(closes))]
+    assert fired == [i for i, ok in enumerate(held) if ok and (i == 0 or not held[i - 1])]

@@ -27,6 +27,7 @@ from macrowatch.config.types import (
     Macro,
     Measure,
     NarrowRange,
+    NewExtreme,
     Not,
     Outcome,
     ReleaseOutcome,
@@ -37,8 +38,8 @@ from macrowatch.config.types import (
     Trigger,
 )
 from macrowatch.engine.alerting import Phase
-from macrowatch.engine.evaluator import Engine
-from macrowatch.model import Alert, Bar, Print
+from macrowatch.engine.evaluator import Engine, StateError
+from macrowatch.model import Alert, Bar, Bars, Print
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 PARAMS = BreakoutParams(approach_pct=1.0, buffer_pct=0.0, fail_within_bars=3)
@@ -224,6 +225,99 @@ def test_narrow_range_with_too_few_bars_says_how_many():
     m = Market(rule(Not(NarrowRange("spx", bars=3, pct=1.0))))
     [alert] = m.close(MON, 100.0)
     assert alert.evidence == {"spx narrow range 3 bars within 1%": {"holds": False, "bars": 1}}
+
+
+# ---- new high / new low ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("when", "closes", "holds"), [
+    pytest.param(NewExtreme("spx", 3), [100, 101, 102, 103], True, id="above the 3 closes before"),
+    pytest.param(NewExtreme("spx", 3), [100, 101, 102, 102], False, id="equal to the high: strictly above"),
+    pytest.param(NewExtreme("spx", 3), [105, 101, 102, 103], False, id="below the oldest of the 3"),
+    pytest.param(NewExtreme("spx", 3), [105, 101, 102, 103, 104], True, id="only the 3 bars before count"),
+    pytest.param(NewExtreme("spx", 3), [100, 101, 102], False, id="fewer than 3 bars before"),
+    pytest.param(NewExtreme("spx", 3, low=True), [100, 99, 98, 97], True, id="low: below the 3 before"),
+    pytest.param(NewExtreme("spx", 3, low=True), [97, 99, 98, 97], False, id="low: equal to the low"),
+    pytest.param(NewExtreme("spx", None), [100, 99, 101], True, id="all: above every close before"),
+    pytest.param(NewExtreme("spx", None), [100, 105, 99, 101, 104], False, id="all: the oldest high counts"),
+    pytest.param(NewExtreme("spx", None), [100, 105, 99, 101, 104, 106], True, id="all: a new all-time high"),
+    pytest.param(NewExtreme("spx", None), [100], False, id="all: no close before"),
+    pytest.param(NewExtreme("spx", None, low=True), [100, 95, 99, 101, 94], True, id="all: a new all-time low"),
+])
+def test_new_high_and_low(when, closes, holds):
+    m = Market(rule(when))
+    m.closes(*closes)
+    assert m.held("r") == holds
+    whole = Market(rule(when))  # the same closes in one feed, as replay gives them
+    whole.engine.feed({"spx": Bars.from_list([Bar(MON + dt.timedelta(days=i), at_close(MON + dt.timedelta(days=i)),
+                                                  c, c, c, c) for i, c in enumerate(closes)])})
+    assert whole.held("r") == holds
+
+
+def test_a_run_of_new_highs_fires_once_and_again_after_a_close_that_is_none():
+    m = Market(rule(NewExtreme("spx", 2)))
+    assert m.closes(100, 101, 102, 103, 102.5, 104) == [0, 0, 1, 0, 0, 1]
+
+
+def test_new_high_evidence_says_the_close_and_the_high_it_beat():
+    m = Market(rule(NewExtreme("spx", 3)))
+    m.closes(100, 102, 101)
+    [alert] = m.close(MON + dt.timedelta(days=3), 103.0)
+    assert alert.evidence == {"spx new 3-bar high": {"holds": True, "close": 103.0, "high": 102.0}}
+    m = Market(rule(NewExtreme("spx", None, low=True)))
+    m.closes(100, 98, 101)
+    [alert] = m.close(MON + dt.timedelta(days=3), 97.5)
+    assert alert.evidence == {"spx new all-time low": {"holds": True, "close": 97.5, "low": 98.0}}
+
+
+def test_new_high_with_too_few_bars_says_how_many():
+    m = Market(rule(Not(NewExtreme("spx", 3))))
+    [alert] = m.close(MON, 100.0)
+    assert alert.evidence == {"spx new 3-bar high": {"holds": False, "bars": 1}}
+
+
+def test_new_high_holds_from_its_close_to_the_next_so_a_release_in_between_sees_it():
+    m = Market(rule(AllOf((NewExtreme("spx", 2), ReleaseOutcome("payrolls", Outcome.BEAT)))))
+    m.closes(100, 101, 102, 103)  # Mon..Thu, each a new high from Wednesday; no release yet
+    [alert] = m.release()        # Friday 08:30: Thursday's close is still the latest
+    assert alert.evidence["spx new 2-bar high"] == {"holds": True, "close": 103.0, "high": 102.0}
+
+
+def test_a_new_high_within_two_sessions_after_a_beat_on_closes_only():
+    """README's example: the new high must come after the beat, so the rule runs on closes only."""
+    m = Market(rule(AllOf((NewExtreme("spx", 2), ReleaseOutcome("payrolls", Outcome.BEAT, Duration(2, "bars")))),
+                    on=frozenset({Trigger.CLOSE})))
+    assert m.closes(100, 101, 102, 103) == [0, 0, 0, 0]  # new highs, but no beat yet
+    assert m.release() == []                            # Friday 08:30: no evaluation on releases
+    assert m.closes(104, start=FRI) == [1]               # Friday's close: a new high after the beat
+
+
+def test_intraday_new_high_is_judged_against_every_close_before_the_price():
+    m = Market(rule(NewExtreme("spx", None), on=frozenset({Trigger.INTRADAY})))
+    m.closes(100, 103, 101)
+    noon = at_close(MON + dt.timedelta(days=3)) - dt.timedelta(hours=4)
+    assert m.intraday(noon, 102.5) == []  # above the last close, below Tuesday's 103
+    [alert] = m.intraday(noon + dt.timedelta(hours=1), 103.5)
+    assert alert.evidence == {"spx new all-time high": {"holds": True, "close": 103.5, "high": 103.0}}
+
+
+def test_all_time_highs_and_lows_survive_a_restart():
+    m = Market(rule(NewExtreme("spx", None)))
+    m.closes(100, 105, 99, 101)
+    again = Market(rule(NewExtreme("spx", None)))
+    again.engine.load(json.loads(json.dumps(m.engine.to_data())))
+    assert again.closes(104, 106, start=MON + dt.timedelta(days=4)) == [0, 1]  # 104 is below Tuesday's 105
+
+
+def test_a_state_without_all_time_highs_is_not_loaded_for_a_rule_that_needs_them():
+    """A state saved before they were kept: the daemon rebuilds from the store's history instead."""
+    m = Market(rule(NewExtreme("spx", 3)))
+    m.closes(100, 105, 99)
+    old = {k: v for k, v in m.engine.to_data().items() if k != "extremes"}
+    again = Market(rule(NewExtreme("spx", 3)))
+    again.engine.load(old)  # a lookback of N bars needs only the closes the state has
+    assert list(again.engine.closes["spx"]) == [100, 105, 99]
+    with pytest.raises(StateError, match="new_high: all"):
+        Market(rule(NewExtreme("spx", None))).engine.load(old)
 
 
 # ---- combinators -----------------------------------------------------------------------------------------

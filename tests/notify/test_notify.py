@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from macrowatch.clock import FakeClock
-from macrowatch.config.types import BreakoutParams, Channel, Level, LevelKind, Side
+from macrowatch.config.types import BreakoutParams, Channel, Config, Instrument, Level, LevelKind, Side
 from macrowatch.model import Alert, Bar
 from macrowatch.notify import chart as chart_mod
 from macrowatch.notify.outbox import Dispatcher, backoff, deliver
@@ -163,6 +163,29 @@ def test_render_per_kind(kind, title, starts, contains, absent):
         "narrow-range-short", "from-store-text"])
 def test_evidence_in_words(key, entry, words):
     assert describe(key, entry, CONTEXT) == words
+
+
+@pytest.mark.parametrize("levels, words", [
+    ({"spx-52w": "52-week high"}, "S&P 500 closed 2430.00, above its frozen 52-week high 2400 "
+                                  "(the 52-week high is now 2420.5; state breakout)"),
+    ({}, "S&P 500 closed 2430.00, above its frozen level 2400 (the level is now 2420.5; state breakout)"),
+], ids=["named", "as-read-back-without-the-config"])
+def test_a_frozen_level_that_moved_on_says_both_numbers(levels, words):
+    entry = {"holds": True, "state": "breakout", "level": 2400.0, "close": 2430.0, "level_now": 2420.5}
+    context = Context({"spx-52w": "S&P 500"}, levels=levels)
+    assert describe("spx-52w breakout", entry, context) == words
+
+
+def test_the_config_names_its_levels_in_words():
+    config = Config(files=(), instruments={"spx": Instrument("spx", "^GSPC", "S&P 500")},
+                    levels={"spx-52w": Level("spx-52w", "spx", LevelKind.HIGH_OF, Side.RESISTANCE, BreakoutParams(),
+                                             bars=252), "spx-2400": LEVEL})
+    entry = {"holds": True, "state": "failed", "level": 2400.0, "close": 2395.0, "level_now": 2420.0}
+    alert = make_alert(evidence={"spx-52w failed": entry, "spx-2400 breakout": LEVEL_ENTRY})
+    body = render(alert, Kind.PLAIN, Context.from_config(config)).body
+    assert ("- spx-52w failed (met): S&P 500 closed 2395.00, below its frozen 52-week high 2400 "
+            "(the 52-week high is now 2420; state failed)") in body
+    assert f"- spx-2400 breakout (met): {LEVEL_WORDS}" in body
 
 
 def test_telegram_cuts_the_evidence_never_the_headline():

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
-import socket
 import sqlite3
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from daemonproc import free_port
 from macrowatch.clock import FakeClock
 from macrowatch.config import load_config
 from macrowatch.model import Alert
@@ -186,9 +186,7 @@ class World:
 
 def dead_url() -> str:
     """A loopback URL where nothing listens: connections are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def price_source(url: str, cache: str) -> PriceSource:

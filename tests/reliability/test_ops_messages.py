@@ -37,6 +37,7 @@ VINTAGES = [Vintage(dt.date(2019, 5, 1), dt.date(2019, 6, 7), 1000.0),
             Vintage(dt.date(2019, 6, 1), dt.date(2019, 7, 5), 1100.0),
             Vintage(dt.date(2019, 7, 1), dt.date(2019, 8, 2), 1300.0)]
 CONFIG = """\
+sources: {fred: {api_key: "0123456789abcdef0123456789abcdef"}}  # the in-memory Macro feed stands for a keyed FRED
 instruments:
   spx: {symbol: "^GSPC", name: "S&P 500"}
   rut: {symbol: "^RUT", name: "Russell 2000"}

@@ -283,8 +283,7 @@ def test_the_daemon_process_logs_no_secret(tmp_path, env, fred, yahoo_stub: Yaho
     out = tmp_path / "daemon.log"
     daemon = daemonproc.Daemon(path, process_env, out)
     try:
-        daemon.wait_for_line("ready")
-        time.sleep(8)  # after 08:30: the burst is polling
+        daemon.wait_for_line("release burst started")  # after 08:30: the burst is polling
         fred.add_series("PAYEMS", [*PAYEMS, AUGUST])  # published: the burst sees it, the alert fails to send
         daemon.wait_for_line("send to json://", timeout=40)
         ops.wait_for(1, timeout=20)

@@ -23,6 +23,7 @@ UTC = dt.UTC
 # 101 (07-09: the breakout of 100), 102 103 104 (07-10..07-12: bars 1..3 of the window, confirmed on 07-12).
 CLOSES = [95.0] * 20 + [96, 97, 98, 99.5, 99.6, 101, 102, 103, 104, 105, 106]
 CONFIG = """\
+sources: {fred: {api_key: "0123456789abcdef0123456789abcdef"}}  # the in-memory Macro feed stands for a keyed FRED
 instruments:
   spx: {symbol: "^GSPC", name: "S&P 500"}
 levels:

@@ -14,7 +14,7 @@ import zoneinfo
 
 import pytest
 
-from daemonproc import Daemon, environment
+from daemonproc import Daemon, environment, free_port, wait_until
 from stubs.fred import KEY, FredStub
 from stubs.webhook import WebhookReceiver
 from stubs.yahoo import YahooStub
@@ -87,9 +87,10 @@ def test_a_release_seconds_ahead_reaches_the_receiver(world):
     start, _yahoo, fred, webhook = world
     release = dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY)
     daemon = start(release - dt.timedelta(seconds=6))
-    daemon.wait_for_line("ready")
-    time.sleep(8)  # FRED publishes a little after the release time, as it does
-    fred.add_series("PAYEMS", [*PAYEMS, AUGUST])
+    daemon.wait_for_line("release burst started")
+    polls = len(fred.calls("/series/observations"))
+    wait_until(lambda: len(fred.calls("/series/observations")) > polls, what="the burst's first poll of FRED")
+    fred.add_series("PAYEMS", [*PAYEMS, AUGUST])  # FRED publishes a little after the release time, as it does
     published = time.monotonic()
     webhook.wait_for(1, timeout=20)
     arrival = time.monotonic() - published
@@ -138,13 +139,10 @@ def test_restart_after_a_missed_close_catches_up_exactly_once(world):
 
 
 def test_health_endpoint_and_metrics(world):
-    import socket
     import urllib.request
 
     start, *_ = world
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     daemon = start(dt.datetime(2019, 8, 1, 18, 0, tzinfo=NY), extra=f"health: {{listen: '127.0.0.1:{port}'}}\n")
     try:
         daemon.wait_for_line("warmed up")

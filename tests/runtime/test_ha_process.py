@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from daemonproc import Daemon, environment, macrowatch
+from daemonproc import Daemon, environment, macrowatch, wait_until
 from runtime.test_daemon_process import AUGUST, CLOSES, NY, PAYEMS, SESSIONS, bars  # the same market and release
 from stubs.fred import KEY
 from stubs.tcpproxy import TcpProxy
@@ -113,9 +113,9 @@ def world(tmp_path, postgres_url, yahoo_stub, fred_stub, webhook):
 
 def test_leader_killed_during_a_release_burst_the_standby_delivers_once(world):
     a, b = world.leader_and_standby()
-    while world.now() < RELEASE + dt.timedelta(seconds=1.5):  # a polls FRED every second from 08:30
-        time.sleep(0.05)
-    assert world.fred.calls("/series/observations"), "the leader's burst has not polled FRED"
+    a.wait_for_line("release burst started")  # a polls FRED every second from 08:30
+    polls = len(world.fred.calls("/series/observations"))
+    wait_until(lambda: len(world.fred.calls("/series/observations")) > polls, what="the leader's burst polling FRED")
     assert world.webhook.requests == []
     a.kill()
     a.proc.wait(timeout=10)
@@ -185,8 +185,7 @@ def test_a_network_cut_hands_over_and_the_old_leader_stops(world, postgres_serve
         print(f"\n{mode} cut -> old leader stops: {lost - cut:.2f} s; cut -> standby leads: {led - cut:.2f} s")
         assert lost < led, "the old leader still held itself the leader when the new one took over"
         assert led - cut <= LEASE_S + SLACK_S, f"took over {led - cut:.1f} s after the cut"
-        while world.now() < RELEASE + dt.timedelta(seconds=1):
-            time.sleep(0.05)
+        b.wait_for_line("release burst started")
         world.publish()
         world.webhook.wait_for(1, timeout=20)
         proxy.heal()            # the old leader finds its database again, and the lease taken: a standby now

@@ -20,7 +20,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from daemonproc import free_port
 
 ENV_URL = "MACROWATCH_TEST_POSTGRES"
 SUPERUSER = "macrowatch"
@@ -98,12 +99,6 @@ def _run_as() -> tuple[list[str], pwd.struct_passwd | None]:
     return [], None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Cluster:
     """initdb + pg_ctl start in a temporary directory; stop() removes it all."""
 
@@ -113,7 +108,7 @@ class _Cluster:
         self.root = Path(tempfile.mkdtemp(prefix="macrowatch-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()  # one per pytest-xdist worker: each worker runs its own cluster
         if user is not None:
             os.chown(self.root, user.pw_uid, user.pw_gid)
 

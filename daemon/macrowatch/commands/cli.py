@@ -83,6 +83,7 @@ def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
     \b
     A test file (YAML):
       config: breakout-jobs.yaml      # relative to this file, or an inline config mapping
+      history: store                  # optional: warm up from real bars first (the config's store, or a DIR)
       tests:
         - name: spx breaks 2400 on a payrolls beat
           start: 2017-01-03           # first session (default 2024-01-02), on the exchange calendar

@@ -26,10 +26,12 @@ from macrowatch.model import Alert, Bars, Vintage
 from macrowatch.notify.chart import chart_source
 from macrowatch.notify.outbox import Dispatcher
 from macrowatch.notify.render import Context
-from macrowatch.runtime.history import History, close_array, macro_prints, run
+from macrowatch.runtime.calendars import Times, saved_times
+from macrowatch.runtime.history import History, close_array, forecasts_seen, macro_prints, run
+from macrowatch.runtime.wiring import open_store_for
 from macrowatch.sources import files
 from macrowatch.sources.base import calendar_for
-from macrowatch.store import open_store
+from macrowatch.store import StoreError, open_store
 
 
 def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: dt.datetime | None, fmt: str,
@@ -48,6 +50,10 @@ def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: d
     for warning in history.warnings:
         click.echo(f"macrowatch replay: warning: {warning}", err=True)
     zone = zoneinfo.ZoneInfo(config.timezone)
+    last = data_end(config, history)
+    if start_d and last and start_d > last[0]:
+        click.echo(f"macrowatch replay: warning: --from {start_d} is past the end of the data: its last day is "
+                   f"{last[0]} ({last[1]}); nothing to replay", err=True)
     alerts = run(Engine(config), history, start_d, end_d, config.timezone)
     for alert in alerts:
         alert = dataclasses.replace(alert, at=alert.at.astimezone(zone))
@@ -56,6 +62,15 @@ def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: d
         click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
     if send_alerts and not send_replayed(config, history, alerts):
         sys.exit(1)
+
+
+def data_end(config: Config, history: History) -> tuple[dt.date, str] | None:
+    """The last local day of the data and what is on it (a close, a release), or None without data."""
+    zone = zoneinfo.ZoneInfo(config.timezone)
+    ends = [(b.bar(len(b) - 1).at.astimezone(zone).date(), f"the last close of {iid}")
+            for iid, b in history.columns().items() if len(b)]
+    ends += [(p.at.astimezone(zone).date(), f"the last release of {p.macro}") for p in history.prints[-1:]]
+    return max(ends, default=None)
 
 
 def alert_line(alert: Alert) -> str:
@@ -111,6 +126,7 @@ def load_history(config: Config, data_dir: Path) -> History:
             raise files.DataError(f"{path}:{line}: {day} is not a session of {code} (a {day:%A})")
         bars[iid] = Bars(cols.session, at, cols.open, cols.high, cols.low, cols.close, cols.volume)
     warnings = []
+    seen, times = stored_forecasts(config, warnings)
     consensus_file = data_dir / "macro" / "consensus.csv"
     overrides = files.read_consensus(consensus_file) if consensus_file.exists() else {}
     if consensus_file.exists() and not overrides:
@@ -126,5 +142,21 @@ def load_history(config: Config, data_dir: Path) -> History:
                 users = [m.id for m in config.macro.values() if m.series == macro.series]
                 warnings.append(f"{path}: no values: {', '.join(users)} "
                                 f"{'has' if len(users) == 1 else 'have'} no release to replay")
-        all_prints.extend(macro_prints(config, macro, vintages[macro.series], overrides.get(macro.series)))
+        all_prints.extend(macro_prints(config, macro, vintages[macro.series], files.consensus_of(overrides, macro),
+                                       times, seen))
     return History(bars, sorted(all_prints, key=lambda p: (p.at, p.macro)), warnings)
+
+
+def stored_forecasts(config: Config, warnings: list[str]) -> tuple[files.Seen | None, Times]:
+    """The feeds' forecasts (and the release times) the config's store kept, when a macro names a feed: a past
+    release is judged against what the daemon had seen before it, as the daemon judged it. Without a store the
+    feeds count for nothing, with a warning."""
+    if not any(m.feeds for m in config.macro.values()):
+        return None, {}
+    try:
+        with open_store_for(config, read_only=True) as store:
+            return forecasts_seen(store.forecasts()), saved_times(store)
+    except StoreError as exc:
+        warnings.append(f"no forecasts of the consensus feeds ({exc}): `macrowatch run` keeps them; their "
+                        "releases are judged against the consensus file or the mean of the last 12 first prints")
+        return None, {}

@@ -2,6 +2,7 @@
 bars, releases and the alerts expected. Loading and checking a file into a Suite, and the series notation.
 
     config: breakout-jobs.yaml      # a path relative to this file, or an inline mapping of config
+    history: store                  # optional: warm up from real bars first (`store`, or a data directory)
     tests:
       - name: spx breaks 2400 on a payrolls beat
         start: 2017-01-03           # first session (default 2024-01-02) of the instrument's exchange calendar
@@ -17,6 +18,9 @@ bars, releases and the alerts expected. Loading and checking a file into a Suite
 Series notation (promtool's), tokens separated by spaces: `V` one value; `VxN` V repeated N times;
 `A+BxN` / `A-BxN` A then N more values stepping by B (N+1 values in all).
 
+With `history:`, each test's bars continue after the real ones of its instruments (`start` defaults to the day
+after them), and the alerts of the warm-up are dropped.
+
 A print's consensus is the test's; else the config's (file or inline), as replay takes it; else the mean of
 the last 12 earlier first prints.
 """
@@ -31,9 +35,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from macrowatch.commands import testhistory
 from macrowatch.config.fields import Reader, describe, suggest
-from macrowatch.config.load import config_from_node, load_config
-from macrowatch.config.problems import ConfigError, Problems
+from macrowatch.config.load import TOP_KEYS, config_from_node, load_config
+from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
 from macrowatch.config.types import Config, Macro, Severity
 from macrowatch.config.yamlsrc import YNode, load_file
 from macrowatch.engine.outcomes import assess
@@ -45,13 +50,17 @@ from macrowatch.sources.calendar import close_times
 
 DEFAULT_START = dt.date(2024, 1, 2)
 MAX_BARS = 20_000  # about 80 years of sessions: more is a typo in a count, not a test
-FILE_KEYS = ["config", "tests"]
+FILE_KEYS = ["config", "history", "tests"]
 TEST_KEYS = ["name", "start", "bars", "releases", "expect"]
 PRINT_KEYS = ["date", "actual", "consensus", "prior", "ref_period"]
 EXPECT_KEYS = ["rule", "at", "message", "severity", "labels"]
 
 _NUM = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _TOKEN = re.compile(rf"(?P<a>-?{_NUM})(?:(?P<op>[+-])(?P<b>{_NUM}))?(?:x(?P<n>\d+))?")
+
+
+class NotATestFile(ValueError):
+    """A config given where a test file belongs: one line says so, not an error per config key."""
 
 
 class NotationError(ValueError):
@@ -129,6 +138,7 @@ class Case:
     name: str
     history: History
     expect: tuple[Expected, ...]
+    since: dt.date | None = None  # with `history:`, the test's first day: the warm-up's alerts before it are dropped
 
 
 @dataclass(frozen=True)
@@ -138,22 +148,42 @@ class Suite:
     path: Path
     config: Config
     cases: tuple[Case, ...]
+    warnings: tuple[Problem, ...] = ()  # levels whose history in a test is too short (testhistory.short_levels)
 
 
 # ---- loading ----------------------------------------------------------------------------------------
 
 def load(path: Path, calendars: Callable[[], frozenset[str]] | None = None) -> Suite:
-    """Read and check a test file; raise ConfigError listing every problem as FILE:LINE:COL."""
+    """Read and check a test file; raise ConfigError listing every problem as FILE:LINE:COL, NotATestFile for a
+    config."""
     problems = Problems()
     r = Reader(problems)
     root = load_file(path, problems)
-    f = r.mapping(root, "test file", FILE_KEYS, FILE_KEYS) if root is not None else None
+    if root is not None and root.is_map and not set(root.value) & set(FILE_KEYS) and set(root.value) & set(TOP_KEYS):
+        raise NotATestFile(f"this is a config, not a rule test file: {path} (run `macrowatch check {path}`, "
+                           "or give a test file: README, Rule tests)")
+    f = r.mapping(root, "test file", FILE_KEYS, ["config", "tests"]) if root is not None else None
     config = _config(r, f["config"], path, calendars) if f and "config" in f else None
     # The tests' ids are checked against the config: with a broken config, its errors come first.
-    cases = _cases(r, f["tests"], config) if config is not None and "tests" in f else []
+    warm: dict[str, list[Bar]] = {}
+    if config is not None and "history" in f:
+        config_file = None if f["config"].is_map else path.parent / str(f["config"].value)
+        warm = testhistory.read(r, f["history"], path, config, _tested(f.get("tests"), config), config_file)
+    cases = _cases(r, f["tests"], config, warm) if config is not None and "tests" in f else []
     if problems.errors or config is None:
         raise ConfigError(problems.errors)
-    return Suite(path, config, tuple(cases))
+    warnings = [Problem(loc, f"test {case.name!r}: {message}", warning=True)
+                for case, loc in cases for message in testhistory.short_levels(config, case.history.bars)]
+    return Suite(path, config, tuple(case for case, _ in cases), tuple(warnings))
+
+
+def _tested(node: YNode | None, config: Config) -> list[str]:
+    """The instruments the tests give bars for (in config order): the ones `history:` must hold."""
+    named: set[str] = set()
+    for item in node.value if node is not None and node.is_list else []:
+        bars = item.value.get("bars") if item.is_map else None
+        named |= set(bars.value) if bars is not None and bars.is_map else set()
+    return [iid for iid in config.instruments if iid in named]
 
 
 def _config(r: Reader, node: YNode, path: Path, calendars) -> Config | None:
@@ -177,11 +207,12 @@ def _inline_config(r: Reader, node: YNode, path: Path, calendars) -> Config | No
     return config_from_node(node, path, r.problems, calendars)
 
 
-def _cases(r: Reader, node: YNode, config: Config) -> list[Case]:
+def _cases(r: Reader, node: YNode, config: Config, warm: dict[str, list[Bar]]) -> list[tuple[Case, Loc]]:
+    """The tests, each with the place its warnings point at (its bars, else its name)."""
     if not node.is_list or not node.value:
         r.error(node.loc, f"tests: expected a non-empty list of tests, got {describe(node.value)}")
         return []
-    cases: list[Case] = []
+    cases: list[tuple[Case, Loc]] = []
     seen: dict[str, int] = {}
     for item in node.value:
         f = r.mapping(item, "test", TEST_KEYS, ["name", "expect"])
@@ -190,23 +221,39 @@ def _cases(r: Reader, node: YNode, config: Config) -> list[Case]:
             r.error(f["name"].loc, f"test {name!r}: name: given twice (first at line {seen[name]})")
         elif name is not None:
             seen[name] = f["name"].loc.line
-            case = _case(r, f, name, config)
+            case = _case(r, f, name, config, warm)
             if case is not None:
-                cases.append(case)
+                cases.append((case, f["bars"].loc if "bars" in f else f["name"].loc))
     return cases
 
 
-def _case(r: Reader, f: dict[str, YNode], name: str, config: Config) -> Case | None:
+def _case(r: Reader, f: dict[str, YNode], name: str, config: Config, warm: dict[str, list[Bar]]) -> Case | None:
     what = f"test {name!r}"
     zone = zoneinfo.ZoneInfo(config.timezone)
     n_errors = len(r.problems.errors)
-    start = r.date(f["start"], f"{what}: start") if "start" in f else DEFAULT_START
+    # After a warm-up, the test's bars continue after the real ones: by default from the day after the last.
+    after = max((b[-1].session for b in warm.values()), default=None)
+    start = (r.date(f["start"], f"{what}: start") if "start" in f
+             else after + dt.timedelta(days=1) if after is not None else DEFAULT_START)
     bars = _bars(r, f["bars"], config, start, what) if "bars" in f and start else {}
+    if start and "start" in f:
+        _overlaps(r, f["start"], warm, bars, start, what)
     prints = _releases(r, f["releases"], config, what, zone) if "releases" in f else []
     expect = _expect(r, f["expect"], config, what, zone) if "expect" in f else []
     if len(r.problems.errors) > n_errors:
         return None
-    return Case(name, History(bars, sorted(prints, key=lambda p: (p.at, p.macro))), tuple(expect))
+    history = History({**warm, **{iid: warm.get(iid, []) + b for iid, b in bars.items()}},
+                      sorted(prints, key=lambda p: (p.at, p.macro)))
+    return Case(name, history, tuple(expect), start if warm else None)
+
+
+def _overlaps(r: Reader, node: YNode, warm: dict[str, list[Bar]], bars: dict[str, list[Bar]], start: dt.date,
+              what: str) -> None:
+    """An error for each instrument whose real bars (`history:`) reach the test's own."""
+    for iid in bars:
+        if iid in warm and warm[iid][-1].session >= start:
+            r.error(node.loc, f"{what}: start: {start} overlaps the history, whose bars of {iid} run to "
+                              f"{warm[iid][-1].session}: start after it, or leave `start` out to continue after it")
 
 
 def _bars(r: Reader, node: YNode, config: Config, start: dt.date, what: str) -> dict[str, list[Bar]]:

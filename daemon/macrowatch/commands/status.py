@@ -21,7 +21,11 @@ from macrowatch.clock import system_clock
 from macrowatch.commands.common import load_or_exit
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
+from macrowatch.runtime.calendars import moment, times_from_data
+from macrowatch.runtime.history import coming_consensus, stored_forecasts
+from macrowatch.runtime.publisher import SOURCE, daily_limit
 from macrowatch.runtime.wiring import open_store_for, store_target
+from macrowatch.sources import files
 from macrowatch.store import Store, StoreError
 
 NO_EVALUATIONS = "no evaluations yet: `macrowatch run` evaluates the rules (`fetch` only stores data)"
@@ -68,7 +72,16 @@ def collect(config: Config, store: Store, now: dt.datetime) -> Report:
     """Everything `status` shows, as JSON-able data (times ISO-8601, ages in seconds)."""
     return {"store": store.name, "now": now.isoformat(), "leader": _leader(store), "daemon": _daemon(store, now),
             **_engine(config, store), "data": _data(config, store, now),
-            "next_releases": _releases(config, store, now), "outbox": _outbox(store)}
+            "next_releases": _releases(config, store, now), "queries": _queries(config, store, now),
+            "outbox": _outbox(store)}
+
+
+def _queries(config: Config, store: Store, now: dt.datetime) -> dict[str, Any] | None:
+    """BLS API queries counted today and the day's limit, when a macro reads BLS (`bls_series`)."""
+    if not any(m.bls_series for m in config.macro.values()):
+        return None
+    today = now.astimezone(zoneinfo.ZoneInfo(config.timezone)).date()
+    return {"bls": {"today": store.queries(SOURCE, today), "limit": daily_limit(config)}}
 
 
 # ---- gathering --------------------------------------------------------------------------------------
@@ -155,18 +168,39 @@ def _data(config: Config, store: Store, now: dt.datetime) -> list[dict[str, Any]
 def _releases(config: Config, store: Store, now: dt.datetime) -> list[dict[str, Any]]:
     saved = store.load_state("schedule") or {}
     schedule = saved.get("releases") or {}
-    zone = zoneinfo.ZoneInfo(config.timezone)
+    times = times_from_data(saved.get("times") or {})  # a day's time from the BLS schedule wins over `time:`
+    seen = stored_forecasts(config, store)
     out = []
     for rid, release in config.releases.items():
         if rid in schedule:
             dates, source = [dt.date.fromisoformat(d) for d in schedule[rid]], "calendar"
         else:
             dates, source = list(release.dates), "config"
-        upcoming = sorted(t for t in (dt.datetime.combine(d, release.time, zone) for d in dates) if t >= now)
+        upcoming = sorted(t for t in (moment(config, rid, d, times) for d in dates) if t >= now)
         out.append({"release": rid, "next": upcoming[0].isoformat() if upcoming else None, "source": source,
                     "in_seconds": (upcoming[0] - now).total_seconds() if upcoming else None,
-                    "schedule_updated": saved.get("updated") if source == "calendar" else None})
+                    "schedule_updated": saved.get("updated") if source == "calendar" else None,
+                    "consensus": _consensus(config, store, rid, upcoming[0] if upcoming else None, seen)})
     return sorted(out, key=lambda r: (r["next"] is None, r["next"] or "", r["release"]))
+
+
+def _consensus(config: Config, store: Store, release_id: str, at: dt.datetime | None,
+               seen: files.Seen | None) -> list[dict[str, Any]]:
+    """The consensus each macro of the release's next print would be judged against now, and its source, for
+    the macros given one (a file, values or a feed)."""
+    out = []
+    for m in config.macro.values():
+        if m.release != release_id or not (m.consensus_file or m.consensus or m.feeds):
+            continue
+        try:
+            found = coming_consensus(m, at, store.vintages(m.series), seen) if at else None
+        except files.DataError as exc:
+            out.append({"macro": m.id, "period": None, "consensus": None, "source": f"unreadable: {exc}"})
+            continue
+        period, value, source = found or (None, None, "none yet: the mean of the last 12 first prints")
+        out.append({"macro": m.id, "period": period.isoformat() if period else None, "consensus": value,
+                    "source": source})
+    return out
 
 
 def _outbox(store: Store) -> dict[str, Any]:
@@ -223,6 +257,7 @@ def render(report: Report, timezone: str) -> list[str]:
     lines += _level_lines(report, zone)
     lines += _data_lines(report["data"])
     lines += _release_lines(report["next_releases"], zone)
+    lines += [f"BLS queries today: {q['today']} of {q['limit']}" for q in (report.get("queries") or {}).values()]
     lines += _outbox_lines(report["outbox"], zone)
     return lines
 
@@ -314,7 +349,14 @@ def _release_lines(releases: list[dict[str, Any]], zone: zoneinfo.ZoneInfo) -> l
             rows.append([r["release"], _when(r["next"], zone), f"in {ago(r['in_seconds'])}", origin])
         else:
             rows.append([r["release"], "no upcoming date known", "", origin])
-    return ["next releases:", *table(rows)]
+    lines = ["next releases:"]
+    for line, r in zip(table(rows), releases, strict=True):
+        lines.append(line)
+        lines += [f"    {c['macro']}: consensus {_num(c['consensus'], True)}"
+                  + (f" for {c['period'][:7]}" if c["period"] else "") + f" ({c['source']})"
+                  if c["consensus"] is not None else f"    {c['macro']}: consensus {c['source']}"
+                  for c in r["consensus"]]
+    return lines
 
 
 def _outbox_lines(outbox: dict[str, Any], zone: zoneinfo.ZoneInfo) -> list[str]:

@@ -2,11 +2,13 @@
 
 Each test runs a fresh Engine over its History through `history.run`, the one code path from events to alerts
 that the daemon and `replay` share; its alerts are paired with the expected ones in order (`align`), and the
-report is PASS or FAIL per test with a diff, as text and, optionally, JUnit XML.
+report is PASS or FAIL per test with a diff and the trace that decided it (commands/testtrace.py), as text and,
+optionally, JUnit XML.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import xml.etree.ElementTree as ET
 import zoneinfo
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from macrowatch.commands import rulestest
+from macrowatch.commands import rulestest, testtrace
 from macrowatch.commands.common import print_problems
 from macrowatch.commands.rulestest import Case, Expected, Suite, alert_line
 from macrowatch.config.problems import ConfigError
@@ -28,16 +30,22 @@ from macrowatch.sources.calendar import calendar_names
 
 def command(files: tuple[Path, ...], junit_path: Path | None) -> None:
     """Load every file (exit 2 listing all their problems), run every test; exit 0 when all pass, else 1."""
-    suites, problems = [], []
+    suites, problems, configs = [], [], []
     for path in files:  # every file is read before any runs, so that all problems are reported at once
         try:
             suites.append(rulestest.load(path, calendar_names))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if problems:
+        except rulestest.NotATestFile as exc:
+            configs.append(str(exc))
+    if problems or configs:
         print_problems(problems)
-        click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
+        for line in configs:
+            click.echo(line, err=True)
+        if problems:
+            click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''}", err=True)
         sys.exit(2)
+    print_problems([w for s in suites for w in s.warnings])
     runs = [(s, [run_case(s, case) for case in s.cases]) for s in suites]
     for suite, results in runs:
         for line in report(suite, results):
@@ -57,6 +65,7 @@ class CaseResult:
     expected: int
     got: int
     diff: tuple[str, ...] = ()
+    trace: tuple[str, ...] = ()  # under a failure: the events around each difference (testtrace.trace)
 
     @property
     def passed(self) -> bool:
@@ -66,13 +75,21 @@ class CaseResult:
 def run_case(suite: Suite, case: Case) -> CaseResult:
     """Run one test through history.run with a fresh Engine; compare the alerts with the expected ones."""
     zone = zoneinfo.ZoneInfo(suite.config.timezone)
-    got = history.run(Engine(suite.config), case.history, tz=suite.config.timezone)
+    got = history.run(Engine(suite.config), case.history, case.since, tz=suite.config.timezone)
     ops = align(case.expect, got, zone)
     if all(op == " " for op, _, _ in ops):
         return CaseResult(case.name, len(case.expect), len(got))
     lines = ["--- expected", "+++ got"]
     lines += [f"{op} {alert_line(a, zone) if a is not None else e.line(zone)}" for op, e, a in ops]
-    return CaseResult(case.name, len(case.expect), len(got), tuple(lines))
+    differ = [(e, a) for op, e, a in ops if op != " "]
+    days = [a.at.astimezone(zone).date() if a is not None else _day(e.at, zone) for e, a in differ]
+    rules = [a.rule if a is not None else e.rule for e, a in differ]
+    trace = testtrace.trace(suite.config, case, rules, days)
+    return CaseResult(case.name, len(case.expect), len(got), tuple(lines), tuple(trace))
+
+
+def _day(at: dt.date | dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
+    return at.astimezone(zone).date() if isinstance(at, dt.datetime) else at
 
 
 def align(expected: tuple[Expected, ...], got: list[Alert], zone: zoneinfo.ZoneInfo) -> list[tuple]:
@@ -102,7 +119,7 @@ def report(suite: Suite, results: list[CaseResult]) -> Iterator[str]:
     yield str(suite.path)
     for res in results:
         yield f"{'PASS' if res.passed else 'FAIL'} {res.name}"
-        yield from (f"    {line}" for line in res.diff)
+        yield from (f"    {line}" for line in (*res.diff, *res.trace))
 
 
 def junit_xml(runs: list[tuple[Suite, list[CaseResult]]]) -> bytes:
@@ -118,6 +135,6 @@ def junit_xml(runs: list[tuple[Suite, list[CaseResult]]]) -> bytes:
             if not res.passed:
                 failure = ET.SubElement(case, "failure", type="AlertsDiffer",
                                         message=f"expected {res.expected} alerts, got {res.got}")
-                failure.text = "\n".join(res.diff)
+                failure.text = "\n".join((*res.diff, *res.trace))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

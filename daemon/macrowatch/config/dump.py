@@ -21,6 +21,7 @@ from macrowatch.config.types import (
     LevelIn,
     Macro,
     NarrowRange,
+    NewExtreme,
     Not,
     ReleaseOutcome,
     Rule,
@@ -119,6 +120,8 @@ def condition(c: Condition) -> dict[str, Any]:
             return {"release": c.macro, "outcome": c.outcome.value} | ({"within": str(c.within)} if c.within else {})
         case NarrowRange():
             return {"instrument": c.instrument, "narrow_range": {"bars": c.bars, "pct": c.pct}}
+        case NewExtreme():
+            return {"instrument": c.instrument, c.key: "all" if c.bars is None else f"{c.bars} bars"}
         case AllOf():
             return {"all": [condition(i) for i in c.items]}
         case AnyOf():

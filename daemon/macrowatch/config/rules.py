@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any
 
-from macrowatch.config.fields import ID_RE, Reader, describe, known_ids, suggest
+from macrowatch.config.fields import ID_RE, MAX_BARS, Reader, describe, known_ids, suggest
 from macrowatch.config.problems import Loc
 from macrowatch.config.types import (
     RULE_OUTCOMES,
@@ -24,6 +24,7 @@ from macrowatch.config.types import (
     LevelState,
     Macro,
     NarrowRange,
+    NewExtreme,
     Not,
     Outcome,
     ReleaseOutcome,
@@ -38,6 +39,8 @@ from macrowatch.config.yamlsrc import YNode
 RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels"]
 MAX_CONDITION_DEPTH = 16
 MAX_FORMAT_WIDTH = 200
+INSTRUMENT_TESTS = ["narrow_range", "new_high", "new_low"]  # what an instrument atom asks of its closes
+_BARS_RE = re.compile(r"^\s*(\d{1,9})\s*bars?\s*$")
 
 
 @dataclass
@@ -86,7 +89,7 @@ def condition(r: Reader, node: YNode, known: Known, depth: int = 0) -> Condition
     if "release" in keys:
         return _release_atom(r, node, known)
     if "instrument" in keys:
-        return _narrow_range(r, node, known)
+        return _instrument_atom(r, node, known)
     starts = ["level", "release", "instrument", "all", "any", "not"]
     if not node.keys:
         r.error(node.loc, "when: empty condition; a condition starts with one of: " + ", ".join(starts))
@@ -162,20 +165,57 @@ def _release_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
     return ReleaseOutcome(macro_id, Outcome(outcome), within, loc=node.loc)
 
 
-def _narrow_range(r: Reader, node: YNode, known: Known) -> Condition | None:
-    f = r.mapping(node, "when (instrument)", ["instrument", "narrow_range"], required=["narrow_range"])
-    if f is None or "narrow_range" not in f:
+def _instrument_atom(r: Reader, node: YNode, known: Known) -> Condition | None:
+    f = r.mapping(node, "when (instrument)", ["instrument", *INSTRUMENT_TESTS])
+    if f is None:
+        return None
+    tests = [k for k in INSTRUMENT_TESTS if k in f]
+    if len(tests) > 1:
+        r.error(node.keys[tests[1]], f"when (instrument): {tests[0]!r} and {tests[1]!r} in one condition; write "
+                                     "one test per condition and combine them with 'all' or 'any'")
+        return None
+    if not tests:
+        if set(node.value) <= {"instrument"}:  # else a misspelt test key is the error, already reported
+            r.error(node.loc, "when (instrument): missing the test: 'narrow_range', 'new_high' or 'new_low'")
         return None
     inst = _ref(r, f["instrument"], "when.instrument", known.instruments, "instrument",
                 known.hidden("instruments"))
-    nr = r.mapping(f["narrow_range"], "when.narrow_range", ["bars", "pct"], required=["bars", "pct"])
+    if tests[0] == "narrow_range":
+        return _narrow_range(r, f["narrow_range"], inst, node.loc)
+    key = tests[0]
+    bars = _lookback(r, f[key], f"when.{key}")
+    if inst is None or bars is None:
+        return None
+    return NewExtreme(inst, None if bars == "all" else bars, low=key == "new_low", loc=node.loc)
+
+
+def _narrow_range(r: Reader, node: YNode, inst: str | None, loc: Loc) -> Condition | None:
+    nr = r.mapping(node, "when.narrow_range", ["bars", "pct"], required=["bars", "pct"])
     if nr is None or "bars" not in nr or "pct" not in nr:
         return None
     bars = r.integer(nr["bars"], "when.narrow_range.bars", minimum=2, maximum=10_000)
     pct = r.number(nr["pct"], "when.narrow_range.pct", above=0)
     if inst is None or bars is None or pct is None:
         return None
-    return NarrowRange(inst, bars, pct, loc=node.loc)
+    return NarrowRange(inst, bars, pct, loc=loc)
+
+
+def _lookback(r: Reader, node: YNode, what: str) -> int | str | None:
+    """`N bars` (the closes before this one) as N, or "all"; None after an error."""
+    v = node.value
+    if v == "all":
+        return v
+    m = _BARS_RE.match(v) if isinstance(v, str) else None
+    if m is None or int(m.group(1)) <= 0:
+        shown = repr(v) if isinstance(v, str) else describe(v)
+        # A bare number is the likely slip: say how to write it.
+        hint = f" (write '{v} bars')" if isinstance(v, int) and not isinstance(v, bool) and v > 0 else ""
+        r.error(node.loc, f"{what}: {shown} is not a count of bars; use 'N bars' with N > 0, or 'all'{hint}")
+        return None
+    if int(m.group(1)) > MAX_BARS:
+        r.error(node.loc, f"{what}: {v.strip()} is too long (at most {MAX_BARS} bars)")
+        return None
+    return int(m.group(1))
 
 
 def template(r: Reader, node: YNode, known: Known) -> Template | None:

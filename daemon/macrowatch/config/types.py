@@ -283,6 +283,22 @@ class NarrowRange:
 
 
 @dataclass(frozen=True)
+class NewExtreme:
+    """`{instrument: ID, new_high: N bars}` / `new_low`: this close is above the highest (below the lowest) close
+    of the N bars before it; `all` (bars None): of every close before it."""
+
+    instrument: str
+    bars: int | None
+    low: bool = False
+    loc: Loc = field(default=NOWHERE, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The atom's key as written: new_high or new_low."""
+        return "new_low" if self.low else "new_high"
+
+
+@dataclass(frozen=True)
 class AllOf:
     items: tuple[Condition, ...]
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
@@ -300,7 +316,7 @@ class Not:
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 
-Condition = LevelIn | LevelEntered | ReleaseOutcome | NarrowRange | AllOf | AnyOf | Not
+Condition = LevelIn | LevelEntered | ReleaseOutcome | NarrowRange | NewExtreme | AllOf | AnyOf | Not
 
 
 # What a message template may name, per kind of id, with a sample value to try the format spec on.

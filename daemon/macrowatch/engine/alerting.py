@@ -9,7 +9,7 @@ import string
 from dataclasses import dataclass, replace
 from typing import Any
 
-from macrowatch.config.types import Rule, Template
+from macrowatch.config.types import Level, LevelKind, Rule, Side, Template
 
 MISSING = "n/a"
 # The unit written around a field ("{x.actual:+.0f}k", "{x.change:.1f}%", "${x.close:.2f}"): it belongs to the
@@ -95,6 +95,29 @@ def advance(rule: Rule, state: RuleState, holds: bool, now: dt.datetime, bar_ind
     return replace(state, phase=Phase.FIRING, last_fired=now, last_fired_bar=bar_index), True
 
 
+@dataclass(frozen=True)
+class FrozenLevel:
+    """`{level.price}` of a dynamic level frozen at a breakout while its value has moved on since: a field that
+    says both numbers, so that "above its 52-week high 293.58" does not read as wrong when the high is now higher."""
+
+    price: float
+    now: float
+    name: str   # the level in words (`level_name`)
+
+
+def level_name(level: Level) -> str:
+    """A level in plain words: "52-week high", "20-bar low", "all-time high", "high since 2017-03-01", "level"."""
+    high = level.side is Side.RESISTANCE
+    if level.kind in (LevelKind.HIGH_OF, LevelKind.LOW_OF):
+        span = "52-week" if level.bars == 252 else f"{level.bars}-bar"  # 252 sessions: the usual 52 weeks
+        return f"{span} {'high' if high else 'low'}"
+    if level.kind in (LevelKind.ALL_TIME_HIGH, LevelKind.ALL_TIME_LOW):
+        return f"all-time {'high' if high else 'low'}"
+    if level.kind in (LevelKind.RANGE_HIGH, LevelKind.RANGE_LOW):
+        return f"{'high' if high else 'low'} since {level.since}"
+    return "level"
+
+
 def render(template: Template, values: dict[tuple[str, str], Any]) -> str:
     """Render a checked template; `values[(id, attr)]` gives each field (None: not known yet: "n/a", without
     the unit written next to the field)."""
@@ -114,7 +137,14 @@ def render(template: Template, values: dict[tuple[str, str], Any]) -> str:
             out.append(MISSING)
             unit_follows = True
             continue
-        if conversion:
-            value = {"r": repr, "s": str, "a": ascii}[conversion](value)
-        out.append(format(value, spec or ""))
+        out.append(_field(value, spec, conversion))
     return "".join(out)
+
+
+def _field(value: Any, spec: str | None, conversion: str | None) -> str:
+    if isinstance(value, FrozenLevel):
+        return (f"{_field(value.price, spec, conversion)} (frozen at the breakout; the {value.name} is now "
+                f"{_field(value.now, spec, conversion)})")
+    if conversion:
+        value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+    return format(value, spec or "")

@@ -29,6 +29,7 @@ class Track:
     state: np.ndarray              # int8 codes, after each bar
     changed: np.ndarray            # bool: the state differs from the bar before (the level "entered" it)
     price: np.ndarray              # float: the level after each bar (frozen during a breakout), NaN if none yet
+    value: np.ndarray              # float: the level's value from the bars before each bar (its close's judge)
 
 
 def _values(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray, sign: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
     n = len(closes)
     names = STATES[m.level.side]
     if n == 0:
-        return Track(names, np.empty(0, np.int8), np.empty(0, bool), np.empty(0))
+        return Track(names, np.empty(0, np.int8), np.empty(0, bool), np.empty(0), np.empty(0))
     sign = 1 if m.level.side is Side.RESISTANCE else -1
     p = m.level.breakout
     k_band, k_up = 1 - sign * p.approach_pct / 100, 1 + sign * p.buffer_pct / 100
@@ -158,7 +159,7 @@ def run_level(m: LevelMachine, sessions: np.ndarray, closes: np.ndarray) -> Trac
     first = (first_code, nan if first_code < BREAKING or first_frozen is None else first_frozen)
     states, froz = _paint(n, starts, codes, levels, first, np.where(under, QUIET, APPROACHING))
     prev = np.concatenate([[first_code], states[:-1]])
-    track = Track(names, states, states != prev, np.where(np.isnan(froz), after, froz))
+    track = Track(names, states, states != prev, np.where(np.isnan(froz), after, froz), before)
     _finish(m, closes, track, frozen, w, after[-1])
     return track
 

@@ -34,6 +34,14 @@ class Step:
     window_bar: int = 0           # bars since the breakout bar (0 at the breakout)
 
 
+def moved_on(state: LevelState, level: float | None, value: float | None) -> float | None:
+    """The level's current value when a breakout holds it frozen at another one (a dynamic level that moved on
+    since), else None: what a message says next to the frozen level, so that it does not read as wrong."""
+    if state in FROZEN_STATES and level is not None and value is not None and value != level:
+        return value
+    return None
+
+
 def _beyond(sign: int, x: float, y: float) -> bool:
     return x > y if sign > 0 else x < y
 
@@ -165,6 +173,11 @@ class LevelMachine:
         if self.step.state in FROZEN_STATES and self.step.frozen is not None:
             return self.step.frozen
         return self.value.value
+
+    @property
+    def now(self) -> float | None:
+        """The level's current value when it differs from the frozen one (see `moved_on`), else None."""
+        return moved_on(self.step.state, self.price, self.value.value)
 
     def close(self, session: dt.date, close: float) -> LevelState | None:
         """Evaluate a session close; return the state entered, or None when the state did not change."""

@@ -16,6 +16,7 @@ from macrowatch.config.types import (
     LevelIn,
     LevelState,
     NarrowRange,
+    NewExtreme,
     Not,
     Outcome,
     ReleaseOutcome,
@@ -31,6 +32,7 @@ class LevelView:
     entered: LevelState | None  # the state entered at this evaluation, if it changed
     price: float | None         # the level (frozen during a breakout)
     close: float | None         # the instrument's close (or intraday price) it was judged on
+    now: float | None = None    # the level's current value, when a breakout holds `price` frozen at another
 
 
 @dataclass
@@ -46,6 +48,8 @@ class View:
     released: frozenset[str] = frozenset()         # macro ids printed at this evaluation
     evidence: dict[str, Any] | None = field(default_factory=dict)  # None: decide only, record nothing
     occurrences: list[str] = field(default_factory=list)  # the one-off events that held (see alerting.advance)
+    # per instrument: the highest and lowest of all its closes before the latest one in `closes` (new_high: all)
+    extremes: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def within(d: Duration | None, since: dt.datetime, since_bar: int, view: View, released_now: bool) -> bool:
@@ -74,6 +78,8 @@ def holds(c: Condition, view: View) -> bool:
             return _release(c, view)
         case NarrowRange():
             return _narrow(c, view)
+        case NewExtreme():
+            return _new_extreme(c, view)
     raise TypeError(f"not a condition: {c!r}")
 
 
@@ -93,6 +99,8 @@ def _level(c: LevelIn | LevelEntered, view: View) -> bool:
         key = f"{c.level} entered {c.state}"
     # Evidence is plain data (saved in the outbox as JSON): the state by its name.
     view.evidence[key] = {"holds": ok, "state": str(lv.state), "level": lv.price, "close": lv.close}
+    if lv.now is not None:  # a dynamic level frozen at a breakout has moved on since: both numbers
+        view.evidence[key]["level_now"] = lv.now
     return ok
 
 
@@ -132,4 +140,27 @@ def _narrow(c: NarrowRange, view: View) -> bool:
     if view.evidence is None:
         return ok
     view.evidence[key] = {"holds": ok, "range_pct": round(width, 4), "low": low, "high": high}
+    return ok
+
+
+def _new_extreme(c: NewExtreme, view: View) -> bool:
+    fast = getattr(view.closes, "new_extreme", None)  # a replay's timeline has the answer for every bar at hand
+    if fast is not None and view.evidence is None and (ok := fast(c.instrument, c.bars, c.low)) is not None:
+        return ok
+    word = "low" if c.low else "high"
+    key = f"{c.instrument} new {'all-time' if c.bars is None else f'{c.bars}-bar'} {word}"
+    closes = view.closes.get(c.instrument, [])
+    if c.bars is None:
+        extremes = view.extremes.get(c.instrument) if closes else None
+        prior = None if extremes is None else extremes[1 if c.low else 0]
+    else:
+        before = closes[-c.bars - 1:-1]
+        prior = (min(before) if c.low else max(before)) if len(before) == c.bars else None
+    if prior is None:  # fewer bars before this close than the atom looks back over
+        if view.evidence is not None:
+            view.evidence[key] = {"holds": False, "bars": len(closes)}
+        return False
+    ok = closes[-1] < prior if c.low else closes[-1] > prior
+    if view.evidence is not None:
+        view.evidence[key] = {"holds": ok, "close": closes[-1], word: prior}
     return ok

@@ -15,9 +15,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from macrowatch.config.types import TEMPLATE_FIELDS, Config, NarrowRange, Outcome, Rule, Trigger
-from macrowatch.engine.alerting import RuleState, advance, render
-from macrowatch.engine.breakout import LevelMachine
+from macrowatch.config.types import (
+    TEMPLATE_FIELDS,
+    Condition,
+    Config,
+    NarrowRange,
+    NewExtreme,
+    Outcome,
+    Rule,
+    Trigger,
+)
+from macrowatch.engine.alerting import FrozenLevel, RuleState, advance, level_name, render
+from macrowatch.engine.breakout import LevelMachine, moved_on
 from macrowatch.engine.conditions import LevelView, View, holds
 from macrowatch.engine.timeline import Timeline
 from macrowatch.model import Alert, Bars, Print
@@ -33,15 +42,24 @@ class StateError(ValueError):
     """A saved engine state this macrowatch cannot read: another version no migration reaches, or garbled."""
 
 
-def _narrow_bars(rule: Rule) -> Iterable[int]:
+def _conditions(rule: Rule) -> Iterable[Condition]:
+    """Every condition of the rule, combinators and atoms."""
     stack = [rule.when]
     while stack:
         c = stack.pop()
-        if isinstance(c, NarrowRange):
-            yield c.bars
+        yield c
         stack.extend(getattr(c, "items", ()))
         if hasattr(c, "item"):
             stack.append(c.item)
+
+
+def _closes_needed(rule: Rule) -> Iterable[tuple[str, int]]:
+    """(instrument, how many of its latest closes an atom of the rule reads, this one included)."""
+    for c in _conditions(rule):
+        if isinstance(c, NarrowRange):
+            yield c.instrument, c.bars
+        elif isinstance(c, NewExtreme) and c.bars is not None:
+            yield c.instrument, c.bars + 1
 
 
 class Engine:
@@ -53,8 +71,13 @@ class Engine:
         self.by_instrument: dict[str, list[LevelMachine]] = {i: [] for i in config.instruments}
         for m in self.machines.values():
             self.by_instrument[m.level.instrument].append(m)
-        keep = max([1, *(n for r in config.rules for n in _narrow_bars(r))])
-        self.closes: dict[str, deque[float]] = {i: deque(maxlen=keep) for i in config.instruments}
+        keep = dict.fromkeys(config.instruments, 1)
+        for r in config.rules:
+            for iid, n in _closes_needed(r):
+                keep[iid] = max(keep[iid], n)
+        self.closes: dict[str, deque[float]] = {i: deque(maxlen=keep[i]) for i in config.instruments}
+        # per instrument: the highest and lowest of all its closes before the latest one (`new_high: all`)
+        self.extremes: dict[str, tuple[float, float]] = {}
         self.sessions: dict[str, dt.date] = {}              # the last session applied per instrument
         self.prints: dict[str, tuple[Print, int]] = {}       # the latest print per macro, with its bar index
         self.rule_states = {r.name: RuleState() for r in config.rules}
@@ -69,7 +92,7 @@ class Engine:
         Sessions already applied and prints no newer than the last of their series are skipped, so a
         catch-up fed everything again fires nothing twice.
         """
-        timeline = Timeline(self.machines, self.closes, self.sessions, bars, prints, stamps)
+        timeline = Timeline(self.machines, self.closes, self.sessions, bars, prints, stamps, self.extremes)
         alerts: list[Alert] = []
         for kind, at, payload in timeline.play():
             if kind == "release":
@@ -81,6 +104,7 @@ class Engine:
                 alerts += self._evaluate(Trigger.CLOSE, at, f"close:{payload.isoformat()}",
                                          timeline.levels(entered=True), frozenset(), timeline.closes(), timeline)
         for iid, b in timeline.cols.items():  # the machines are already there; the closes and sessions now
+            self.extremes.update(timeline.extremes_after(iid))
             self.closes[iid].extend(float(x) for x in b.close[-self.closes[iid].maxlen:])
             self.sessions[iid] = b.session[-1].astype(dt.date)
         return alerts
@@ -104,19 +128,27 @@ class Engine:
         for lid, m in self.machines.items():
             price = prices.get(m.level.instrument)
             if price is None:
-                views[lid] = LevelView(m.state, None, m.price, m.last_close)
+                views[lid] = LevelView(m.state, None, m.price, m.last_close, m.now)
             else:
                 state = m.provisional(price)
-                views[lid] = LevelView(state, state if state != m.state else None, m.price, price)
+                views[lid] = LevelView(state, state if state != m.state else None, m.price, price,
+                                       moved_on(state, m.price, m.value.value))
         closes = {i: [*d, prices[i]] if i in prices else list(d) for i, d in self.closes.items()}
-        return self._evaluate(Trigger.INTRADAY, at, f"intraday:{at.isoformat()}", views, frozenset(), closes)
+        # An intraday price is judged against every close before it: the latest close included.
+        extremes = {i: _widen(self.extremes.get(i), d[-1]) if i in prices and d else self.extremes[i]
+                    for i, d in self.closes.items() if i in self.extremes or (i in prices and d)}
+        return self._evaluate(Trigger.INTRADAY, at, f"intraday:{at.isoformat()}", views, frozenset(), closes,
+                              extremes=extremes)
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def _evaluate(self, trigger: Trigger, at: dt.datetime, event: str, levels: Mapping[str, LevelView],
                   released: frozenset[str], closes: Mapping[str, list[float]],
-                  timeline: Timeline | None = None) -> list[Alert]:
+                  timeline: Timeline | None = None,
+                  extremes: Mapping[str, tuple[float, float]] | None = None) -> list[Alert]:
         alerts = []
         rules = self.config.rules if timeline is None else timeline.awake(self.config.rules)
+        if extremes is None:
+            extremes = timeline.extremes() if timeline is not None else self.extremes
         for rule in rules:
             if trigger not in rule.on:
                 continue
@@ -126,7 +158,8 @@ class Engine:
             occurrence = old.occurrence if ok else None
             view = None
             if ok is None:
-                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None)
+                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, None,
+                            extremes=extremes)
                 ok = holds(rule.when, view)
                 occurrence = "; ".join(sorted(view.occurrences)) or None
             state, fire = advance(rule, old, ok, at, self.bar_index, trigger is Trigger.CLOSE, occurrence)
@@ -134,7 +167,8 @@ class Engine:
             if timeline is not None:
                 timeline.decide(rule, ok, state)
             if fire:  # only now the evidence: the same pure decision again, recording what each atom saw
-                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, {})
+                view = View(at, trigger.value, self.bar_index, levels, closes, self.prints, released, {},
+                            extremes=extremes)
                 holds(rule.when, view)
                 alerts.append(self._alert(rule, at, trigger, event, view))
         return alerts
@@ -165,7 +199,9 @@ class Engine:
             elif ident in self.machines:
                 lv = view.levels[ident]
                 # The state by its name: `{id.state!r}` shows 'breakout', as the plain string it was.
-                values[(ident, attr)] = lv.price if attr == "price" else str(lv.state) if attr == "state" else None
+                price = lv.price if lv.now is None else FrozenLevel(lv.price, lv.now,
+                                                                     level_name(self.machines[ident].level))
+                values[(ident, attr)] = price if attr == "price" else str(lv.state) if attr == "state" else None
             elif ident in self.prints and attr in TEMPLATE_FIELDS["macro"]:  # documented fields only
                 values[(ident, attr)] = getattr(self.prints[ident][0], attr)
         return values
@@ -179,6 +215,7 @@ class Engine:
             "last_session": self._last_session.isoformat() if self._last_session else None,
             "levels": {lid: m.to_data() for lid, m in self.machines.items()},
             "closes": {i: list(d) for i, d in self.closes.items()},
+            "extremes": {i: list(self.extremes[i]) for i in self.closes if i in self.extremes},
             "sessions": {i: d.isoformat() for i, d in self.sessions.items()},
             "prints": {mid: [_print_data(p), bar] for mid, (p, bar) in self.prints.items()},
             "rules": {name: s.to_data() for name, s in self.rule_states.items()},
@@ -192,6 +229,10 @@ class Engine:
         garbled).
         """
         data = migrate(data)
+        if "extremes" not in data and data.get("sessions") and any(
+                isinstance(c, NewExtreme) and c.bars is None for r in self.config.rules for c in _conditions(r)):
+            raise StateError("saved engine state from before all-time highs and lows were kept, which a "
+                             "`new_high: all` or `new_low: all` rule needs")
         restored = Engine(self.config)
         try:
             restored._restore(data)
@@ -211,6 +252,8 @@ class Engine:
         for iid, closes in data.get("closes", {}).items():
             if iid in self.closes:
                 self.closes[iid].extend(closes)
+        self.extremes = {i: (float(hi), float(lo)) for i, (hi, lo) in data.get("extremes", {}).items()
+                         if i in self.closes}
         self.sessions = {i: dt.date.fromisoformat(d) for i, d in data.get("sessions", {}).items()
                          if i in self.closes}
         self.prints = {mid: (_print_from(p), bar) for mid, (p, bar) in data.get("prints", {}).items()
@@ -218,6 +261,11 @@ class Engine:
         for name, d in data.get("rules", {}).items():
             if name in self.rule_states:
                 self.rule_states[name] = RuleState.from_data(d)
+
+
+def _widen(extremes: tuple[float, float] | None, close: float) -> tuple[float, float]:
+    """The highest and lowest close with one more close among them."""
+    return (close, close) if extremes is None else (max(extremes[0], close), min(extremes[1], close))
 
 
 def migrate(data: Any) -> dict[str, Any]:

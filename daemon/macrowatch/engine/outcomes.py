@@ -55,6 +55,14 @@ class SeriesHistory:
     def periods_known(self, day: dt.date) -> list[dt.date]:
         return sorted(p for p, first in self.first_seen.items() if first <= day)
 
+    def printed(self, release_at: Mapping[dt.date, dt.datetime]) -> dict[dt.date, dt.datetime]:
+        """Reference period -> release time of each release (a day in `release_at`): the newest period first
+        published that day, the one its print is about (what a consensus is given for)."""
+        newest: dict[dt.date, dt.date] = {}
+        for period, first in self.first_seen.items():
+            newest[first] = max(period, newest.get(first, period))
+        return {newest[day]: release_at[day] for day in sorted(newest) if day in release_at}
+
 
 def measure_at(history: SeriesHistory, measure: Measure, period: dt.date, day: dt.date,
                periods: list[dt.date]) -> float | None:
@@ -95,10 +103,13 @@ def judge(actual: float, consensus: float | None, beat_by: float, higher_is: str
 
 
 def assess(macro: Macro, at: dt.datetime, period: dt.date, actual: float, prior: float | None,
-           consensus: Mapping[dt.date, float], consensus_label: str, firsts: list[float]) -> Print:
-    """Judge one release: consensus for the period if given, else the mean of the last 12 first prints."""
+           consensus: Mapping[dt.date, float], consensus_label: str | Mapping[dt.date, str],
+           firsts: list[float]) -> Print:
+    """Judge one release: consensus for the period if given (labelled by `consensus_label`, one for all or one
+    per period), else the mean of the last 12 first prints."""
     if period in consensus:
-        cons, source = consensus[period], consensus_label
+        cons = consensus[period]
+        source = consensus_label if isinstance(consensus_label, str) else consensus_label[period]
     elif len(firsts) >= BASELINE_PRINTS:
         cons = sum(firsts[-BASELINE_PRINTS:]) / BASELINE_PRINTS
         source = f"baseline: mean of the last {BASELINE_PRINTS} first prints"
@@ -109,22 +120,19 @@ def assess(macro: Macro, at: dt.datetime, period: dt.date, actual: float, prior:
 
 
 def prints(macro: Macro, history: SeriesHistory, release_at: Mapping[dt.date, dt.datetime],
-           consensus: Mapping[dt.date, float], consensus_label: str = "consensus") -> list[Print]:
+           consensus: Mapping[dt.date, float], consensus_label: str | Mapping[dt.date, str] = "consensus"
+           ) -> list[Print]:
     """Every release of the series as printed on its day, oldest first.
 
     `release_at`: release day -> publication time (days not in it get no print).
     `consensus`: reference period -> consensus of the measure (file or inline; else the baseline is used);
-    `consensus_label` says which, in the print.
+    `consensus_label` says which, in the print (one for all, or one per period).
     """
     out: list[Print] = []
     firsts: list[float] = []  # the measure's first prints, for the baseline
-    for day in history.release_days():
-        at = release_at.get(day)
+    for period, at in history.printed(release_at).items():
+        day = history.first_seen[period]
         periods = history.periods_known(day)
-        new = [p for p in periods if history.first_seen[p] == day]
-        if at is None or not new:
-            continue
-        period = new[-1]
         actual = measure_at(history, macro.measure, period, day, periods)
         if actual is None:
             continue

@@ -3,8 +3,9 @@
 The levels run over all their new closes first (engine/batch.py); then the events are walked in time order
 and each rule is evaluated at each event, reading the level states of that moment from the per-bar tracks.
 Views are built only for what a rule looks at, so an event costs what its rules cost, not what the 500
-instruments of a config cost. A rule of level and narrow-range conditions is evaluated again only where one
-of its inputs changed (`unchanged`), and one whose condition is false sleeps until then (`decide`, `awake`).
+instruments of a config cost. A rule of level, narrow-range and new-high/low conditions is evaluated again only
+where one of its inputs changed (`unchanged`), and one whose condition is false sleeps until then (`decide`,
+`awake`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from macrowatch.config.types import Rule
+from macrowatch.config.types import NarrowRange, NewExtreme, Rule
 from macrowatch.engine.alerting import Phase, RuleState
-from macrowatch.engine.batch import Track, run_level
-from macrowatch.engine.breakout import LevelMachine
+from macrowatch.engine.batch import Track, _window_max, run_level
+from macrowatch.engine.breakout import LevelMachine, moved_on
 from macrowatch.engine.conditions import LevelView
 from macrowatch.model import Bars, Print
 
@@ -43,15 +44,17 @@ class Timeline:
 
     def __init__(self, machines: Mapping[str, LevelMachine], closes: Mapping[str, deque[float]],
                  sessions: Mapping[str, dt.date], bars: Mapping[str, Bars], prints: Iterable[Print],
-                 stamps: Mapping[int, dt.datetime] | None = None):
+                 stamps: Mapping[int, dt.datetime] | None = None,
+                 extremes: Mapping[str, tuple[float, float]] | None = None):
         self.machines, self.kept = machines, closes
+        self.kept_extremes = extremes or {}  # per instrument: of all closes before the latest kept one
         self.stamps = stamps or {}  # a close's moment as the caller wrote it (its time zone kept)
         self.cols: dict[str, Bars] = {}  # the new bars per instrument (after its last session)
         for iid, b in bars.items():
             if iid in closes and len(b := b.after(sessions.get(iid))):
                 self.cols[iid] = b
         # What a view shows of a level before its instrument's first new bar: the state before this feed.
-        self.before = {lid: LevelView(m.state, None, m.price, m.last_close) for lid, m in machines.items()}
+        self.before = {lid: LevelView(m.state, None, m.price, m.last_close, m.now) for lid, m in machines.items()}
         self.prior = {iid: list(closes[iid]) for iid in self.cols}
         self.tracks: dict[str, Track] = {lid: run_level(m, self.cols[m.level.instrument].session,
                                                         self.cols[m.level.instrument].close)
@@ -90,6 +93,8 @@ class Timeline:
         self.e = 0
         self._hits: dict[str, np.ndarray | None] = {}
         self._narrow: dict[tuple[str, int, float], np.ndarray] = {}
+        self._new: dict[tuple[str, int | None, bool], np.ndarray] = {}
+        self._records: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.decided: dict[str, tuple[bool, int]] = {}
         self._asleep: set[str] = set()
         self._wake: dict[int, set[str]] = {}  # event index -> rules that wake up there
@@ -108,9 +113,9 @@ class Timeline:
     def unchanged(self, rule) -> bool | None:
         """The rule's last decision in this feed when none of its inputs changed since, else None.
 
-        Only for rules made of level and narrow-range atoms: their decision can change only at an event where
-        one of their levels changed state (or, one event later, stopped having "just entered" it) or a
-        narrow-range test flipped.
+        Only for rules made of level, narrow-range and new-high/low atoms: their decision can change only at an
+        event where one of their levels changed state (or, one event later, stopped having "just entered" it)
+        or a test of closes flipped.
         """
         hits = self._hits.get(rule.name, _UNSET)
         if hits is _UNSET:
@@ -156,7 +161,7 @@ class Timeline:
         atoms = _atoms(rule.when)
         if atoms is None:
             return None
-        levels, narrows = atoms
+        levels, tests = atoms
         hit = np.zeros(len(self.events), dtype=np.int64)
         for lid in levels:
             track = self.tracks.get(lid)
@@ -165,10 +170,11 @@ class Timeline:
             iid = self.machines[lid].level.instrument
             pos, present = self.pos[iid], self.present[iid]
             hit += present & track.changed[np.maximum(pos, 0)]
-        for c in narrows:
+        for c in tests:
             if c.instrument not in self.cols:
                 continue  # no new bar: its closes, so the test, cannot change in this feed
-            ok = self.narrow_ok(c.instrument, c.bars, c.pct)
+            ok = self.narrow_ok(c.instrument, c.bars, c.pct) if isinstance(c, NarrowRange) \
+                else self.new_extreme_ok(c.instrument, c.bars, c.low)
             flips = np.concatenate([[True], ok[1:] != ok[:-1]])  # the first new bar may differ from before
             pos, present = self.pos[c.instrument], self.present[c.instrument]
             hit += present & flips[np.maximum(pos, 0)]
@@ -193,23 +199,71 @@ class Timeline:
             self._narrow[key] = ok
         return self._narrow[key]
 
+    def new_extreme_ok(self, iid: str, bars: int | None, low: bool) -> np.ndarray:
+        """Per new bar of the instrument: whether its close is above the highest (`low`: below the lowest) of
+        the `bars` closes before it (None: of all before it); false with fewer closes before it."""
+        key = (iid, bars, low)
+        if key not in self._new:
+            new = self.cols[iid].close
+            if bars is None:
+                high, lowest = self.records(iid)
+                with np.errstate(invalid="ignore"):  # NaN (no close before): false
+                    ok = new < lowest if low else new > high
+            else:
+                prior = self.prior[iid]
+                # lows as highs of the negated closes (exact in floating point)
+                x = np.concatenate([np.asarray(prior, dtype=float), new]) * (-1.0 if low else 1.0)
+                ok = np.zeros(len(new), dtype=bool)
+                first = max(len(prior), bars)  # the first position in x with `bars` closes before it
+                if len(x) > first:
+                    best = _window_max(x[:-1], bars)  # best[k]: the max of x[k:k + bars]
+                    j = np.arange(first, len(x))
+                    ok[j - len(prior)] = x[j] > best[j - bars]
+            self._new[key] = ok
+        return self._new[key]
+
+    def records(self, iid: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per new bar of the instrument: the highest and the lowest of all its closes before it (NaN: none)."""
+        if iid not in self._records:
+            new = self.cols[iid].close
+            high, low = self.kept_extremes.get(iid, (-np.inf, np.inf))
+            if self.prior[iid]:
+                high, low = max(high, self.prior[iid][-1]), min(low, self.prior[iid][-1])
+            highs = np.maximum.accumulate(np.concatenate([[high], new[:-1]]))
+            lows = np.minimum.accumulate(np.concatenate([[low], new[:-1]]))
+            self._records[iid] = (np.where(np.isinf(highs), np.nan, highs), np.where(np.isinf(lows), np.nan, lows))
+        return self._records[iid]
+
+    def extremes_after(self, iid: str) -> dict[str, tuple[float, float]]:
+        """The highest and lowest of all the instrument's closes before its last new one (empty if none)."""
+        seen = np.concatenate([self.prior[iid][-1:], self.cols[iid].close[:-1]])
+        extremes = self.kept_extremes.get(iid)
+        if len(seen):
+            high, low = float(seen.max()), float(seen.min())
+            extremes = (high, low) if extremes is None else (max(extremes[0], high), min(extremes[1], low))
+        return {iid: extremes} if extremes is not None else {}
+
     def levels(self, entered: bool) -> Levels:
         return Levels(self, self.e, entered)
 
     def closes(self) -> Closes:
         return Closes(self, self.e)
 
+    def extremes(self) -> Extremes:
+        return Extremes(self, self.e)
+
 
 _UNSET = object()
 
 
 def _atoms(condition) -> tuple[set[str], list] | None:
-    """The level ids and narrow-range atoms of a condition made of those and combinators only, else None."""
-    from macrowatch.config.types import AllOf, AnyOf, LevelEntered, LevelIn, NarrowRange, Not
+    """The level ids and the atoms on closes (narrow range, new high/low) of a condition made of those and
+    combinators only, else None."""
+    from macrowatch.config.types import AllOf, AnyOf, LevelEntered, LevelIn, Not
 
     if isinstance(condition, LevelIn | LevelEntered):
         return {condition.level}, []
-    if isinstance(condition, NarrowRange):
+    if isinstance(condition, NarrowRange | NewExtreme):
         return set(), [condition]
     if isinstance(condition, Not):
         return _atoms(condition.item)
@@ -250,9 +304,13 @@ class Levels(Mapping[str, LevelView]):
             return t.before[lid]
         state = track.names[int(track.state[i])]
         changed = self.entered and bool(t.present[iid][self.e]) and bool(track.changed[i])
-        price = float(track.price[i])
-        return LevelView(state, state if changed else None, None if np.isnan(price) else price,
-                         float(t.cols[iid].close[i]))
+        price = None if np.isnan(track.price[i]) else float(track.price[i])
+        # The level's value now: at its own close the one that close was judged by; after it, the next bar's.
+        value = track.value[i] if t.present[iid][self.e] else track.value[i + 1] if i + 1 < len(track.value) \
+            else t.machines[lid].value.value
+        value = None if value is None or np.isnan(value) else float(value)
+        return LevelView(state, state if changed else None, price, float(t.cols[iid].close[i]),
+                         moved_on(state, price, value))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.t.machines)
@@ -276,6 +334,14 @@ class Closes(Mapping[str, list[float]]):
         new = [float(x) for x in t.cols[iid].close[max(0, i + 1 - keep):i + 1]]
         return (t.prior[iid] + new)[-keep:]
 
+    def new_extreme(self, iid: str, bars: int | None, low: bool) -> bool | None:
+        """The new-high/low test at this event from the precomputed windows; None where there is none."""
+        t = self.t
+        if iid not in t.cols or (bars is not None and bars >= t.kept[iid].maxlen):
+            return None
+        i = int(t.pos[iid][self.e])
+        return None if i < 0 else bool(t.new_extreme_ok(iid, bars, low)[i])
+
     def narrow(self, iid: str, bars: int, pct: float) -> bool | None:
         """The narrow-range test at this event from precomputed windows; None where there is none."""
         t = self.t
@@ -289,3 +355,26 @@ class Closes(Mapping[str, list[float]]):
 
     def __len__(self) -> int:
         return len(self.t.kept)
+
+
+class Extremes(Mapping[str, tuple[float, float]]):
+    """Per instrument at one event: the highest and lowest of all its closes before the latest one."""
+
+    def __init__(self, timeline: Timeline, e: int):
+        self.t, self.e = timeline, e
+
+    def __getitem__(self, iid: str) -> tuple[float, float]:
+        t = self.t
+        i = int(t.pos[iid][self.e]) if iid in t.cols else -1
+        if i < 0:  # no new close yet: as before this feed
+            return t.kept_extremes[iid]
+        high, low = t.records(iid)
+        if np.isnan(high[i]):
+            raise KeyError(iid)
+        return float(high[i]), float(low[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([iid for iid in self.t.kept if iid in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -5,6 +5,11 @@ The evidence (what each condition saw) is told in plain words:
     spx-2400 breakout (met): S&P 500 closed 2410.25, above its level 2400 (state breakout)
     payrolls beat within 1d (met): payrolls +250k vs consensus +180k: beat by 70k (consensus from file)
 
+A dynamic level frozen at a breakout whose value has moved on since says both numbers:
+
+    spy-52w breakout (met): SPY closed 294.50, above its frozen 52-week high 293.58 (the 52-week high is now
+    294.02; state breakout)
+
 Pure text: no I/O, no third-party import (this module must stay cheap to import in the daemon).
 """
 
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from macrowatch.config.types import Outcome
+from macrowatch.engine.alerting import level_name
 
 TELEGRAM_LIMIT = 4096       # characters per Telegram message
 LINE_MAX = 600              # one evidence line is cut beyond this, so that one huge value cannot crowd out the rest
@@ -66,11 +72,13 @@ class MacroFormat:
 
 @dataclass(frozen=True)
 class Context:
-    """What the config adds to an alert's text: instrument names for ids, units, the local time zone."""
+    """What the config adds to an alert's text: instrument names for ids, levels in words, units, the local time
+    zone."""
 
     names: Mapping[str, str] = field(default_factory=dict)   # instrument and level ids -> instrument name
     macros: Mapping[str, MacroFormat] = field(default_factory=dict)
     tz: str | None = None
+    levels: Mapping[str, str] = field(default_factory=dict)  # level ids -> the level in words ("52-week high")
 
     @classmethod
     def from_config(cls, config: Any) -> Context:
@@ -79,7 +87,8 @@ class Context:
         names |= {lid: names.get(lv.instrument, lv.instrument) for lid, lv in config.levels.items()}
         macros = {mid: MacroFormat(str(m.measure), _unit(str(m.measure), m.series))
                   for mid, m in config.macro.items()}
-        return cls(names, macros, config.timezone)
+        levels = {lid: level_name(lv) for lid, lv in config.levels.items()}
+        return cls(names, macros, config.timezone, levels)
 
 
 def _unit(measure: str, series: str) -> str:
@@ -214,7 +223,7 @@ def describe(key: str, entry: Any, context: Context) -> str:
     if not isinstance(entry, Mapping):
         return str(entry)
     if "state" in entry:
-        return _level_words(context.names.get(ident, ident), entry)
+        return _level_words(context.names.get(ident, ident), context.levels.get(ident, "level"), entry)
     if "outcome" in entry or "print" in entry:
         return _release_words(ident, entry, context.macros.get(ident, MacroFormat()), context.tz)
     if "range_pct" in entry or set(entry) == {"holds", "bars"}:
@@ -222,13 +231,17 @@ def describe(key: str, entry: Any, context: Context) -> str:
     return ", ".join(f"{k} {_value(v)}" for k, v in entry.items() if k != "holds") or "nothing recorded"
 
 
-def _level_words(name: str, e: Mapping[str, Any]) -> str:
+def _level_words(name: str, what: str, e: Mapping[str, Any]) -> str:
     state, close, level = e.get("state"), e.get("close"), e.get("level")
     if close is None:
         return f"{name}: no close yet (state {state})"
     if level is None:
         return f"{name} closed {_price(close)}; its level is not known yet (state {state})"
     where = "above" if close > level else "below" if close < level else "at"
+    now = e.get("level_now")
+    if now is not None:  # frozen at a breakout while the level moved on: both numbers, or it reads as wrong
+        return (f"{name} closed {_price(close)}, {where} its frozen {what} {num(level)} "
+                f"(the {what} is now {num(now)}; state {state})")
     return f"{name} closed {_price(close)}, {where} its level {num(level)} (state {state})"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from macrowatch.model import Alert
 from macrowatch.notify.chart import chart_source
 from macrowatch.notify.outbox import Dispatcher, Outcome
 from macrowatch.notify.render import Context
+from macrowatch.runtime.calendars import moment, saved_times
 from macrowatch.runtime.core import Core
 
 log = logging.getLogger("macrowatch.app")
@@ -49,11 +49,11 @@ class Alerts:
     def _release_times(self, config: Config, until: dt.datetime) -> list[dt.datetime]:
         """Every release of the config's macro series up to `until`, from the store (a chart marks those in its
         window; the engine keeps only the latest print of each)."""
-        tz = zoneinfo.ZoneInfo(config.timezone)
+        times = saved_times(self.core.store)
         out = set()
         for release, series in {(m.release, m.series) for m in config.macro.values()}:
             days = SeriesHistory.from_vintages(self.core.store.vintages(series)).release_days()
-            out |= {at for d in days if (at := dt.datetime.combine(d, config.releases[release].time, tz)) <= until}
+            out |= {at for d in days if (at := moment(config, release, d, times)) <= until}
         return sorted(out)
 
     def submit(self, alerts: list[Alert], now: dt.datetime) -> list[Alert]:

@@ -4,7 +4,9 @@
 it does:
 
     polls.py     bars and vintages fetched into the store, intraday quotes
-    bursts.py    the release schedule, and the burst of polls at each release
+    bursts.py    the release schedule (calendars.py), and the burst of polls at each release
+    publisher.py the BLS API polled in a burst, within the day's query budget
+    forecasts.py the consensus feeds' forecasts into the store, before each release
     alerts.py    alerts into the outbox, announced, delivered
     ops.py       the sources' health and the inputs without their history, and their ops alerts
     liveness.py  the daemon's record in the store: a start, the heartbeat, a clean stop
@@ -32,14 +34,17 @@ from macrowatch.model import Alert
 from macrowatch.runtime.alerts import Alerts
 from macrowatch.runtime.bursts import Bursts
 from macrowatch.runtime.core import Core
+from macrowatch.runtime.forecasts import ForecastPolls
 from macrowatch.runtime.health import MetricsRegistry
 from macrowatch.runtime.history import unseen
 from macrowatch.runtime.inputs import Inputs, instrument_key, macro_key
 from macrowatch.runtime.liveness import Liveness
 from macrowatch.runtime.ops import Outages
 from macrowatch.runtime.polls import Polls
+from macrowatch.runtime.publisher import Publisher
 from macrowatch.runtime.reloads import check_reloadable
 from macrowatch.sources.base import MacroFeed, PriceFeed
+from macrowatch.sources.bls import BlsClient
 from macrowatch.store import Store
 
 log = logging.getLogger("macrowatch.app")
@@ -51,7 +56,7 @@ class Daemon(Core):
     def __init__(self, config: Config, store: Store, clock: Clock, prices: PriceFeed, macro: MacroFeed,
                  send: Callable | None = None, on_alert: Callable[[Alert], None] | None = None,
                  charts_dir: Path | None = None, metrics: MetricsRegistry | None = None,
-                 stopping: threading.Event | None = None):
+                 stopping: threading.Event | None = None, bls: BlsClient | None = None):
         super().__init__(config, store, clock, metrics, stopping if stopping is not None else threading.Event())
         self.lock = threading.RLock()  # engine access: one evaluation at a time
         self.engine, saved, readable = self._saved_engine()
@@ -63,7 +68,9 @@ class Daemon(Core):
         self.alerts = Alerts(self, send, on_alert, charts_dir)
         self.outages = Outages(self, self.alerts)
         self.polls = Polls(self, prices, macro, self.outages, self.alerts)
-        self.bursts = Bursts(self, self.polls, self.alerts, self.advance)
+        self.publisher = Publisher(self, bls, self.outages, self.alerts)
+        self.bursts = Bursts(self, self.polls, self.alerts, self.advance, self.publisher)
+        self.forecasts = ForecastPolls(self, self.outages, self.alerts)
         self.liveness = Liveness(self, self.outages)
 
     def _saved_engine(self) -> tuple[Engine, dict | None, bool]:

@@ -7,22 +7,24 @@ events to alerts.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from macrowatch.config.types import Config, Macro
+from macrowatch.config.types import Config, ConsensusFeed, Macro
 from macrowatch.engine.evaluator import Engine
 from macrowatch.engine.outcomes import SeriesHistory, prints
 from macrowatch.engine.timeline import ns
 from macrowatch.model import Alert, Bar, Bars, Print, Vintage
+from macrowatch.runtime.calendars import Times, moment, saved_times
 from macrowatch.runtime.inputs import instrument_key, macro_key
 from macrowatch.sources import files
 from macrowatch.sources.calendar import CALENDAR_START, close_columns
-from macrowatch.store import Store
+from macrowatch.store import ForecastRow, Store
 
 
 @dataclass
@@ -45,14 +47,60 @@ class History:
 
 
 def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
-                 override: dict[dt.date, float] | None) -> list[Print]:
-    """A series' prints, published on each realtime_start day at its release's time."""
-    tz = zoneinfo.ZoneInfo(config.timezone)
-    release = config.releases[macro.release]
+                 override: dict[dt.date, float] | None, times: Times | None = None,
+                 seen: files.Seen | None = None) -> list[Print]:
+    """A series' prints, published on each realtime_start day at its release's time (that day's time from the BLS
+    schedule, as the daemon saved it in `times`, else the release's `time:`), each judged against its consensus
+    (`files.consensus_for`: `override`, the config's, then the feeds' forecasts as `seen` kept them)."""
     history = SeriesHistory.from_vintages(vintages)
-    release_at = {d: dt.datetime.combine(d, release.time, tz) for d in history.release_days()}
-    consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"))
+    release_at = {d: moment(config, macro.release, d, times or {}) for d in history.release_days()}
+    consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"),
+                                           history.printed(release_at), seen)
     return prints(macro, history, release_at, consensus, label)
+
+
+def forecasts_seen(rows: Iterable[ForecastRow]) -> files.Seen:
+    """`Store.forecast_before` over rows read at once (`Store.forecasts()`): for a feed entry and a release time,
+    the newest (value, seen_at) seen strictly before that time, or None."""
+    sightings: dict[tuple[str, str, str, dt.datetime], list[tuple[dt.datetime, float | None]]] = {}
+    for r in rows:
+        sightings.setdefault((r.feed, r.event, r.country, r.release_at), []).append((r.seen_at, r.value))
+    for found in sightings.values():
+        found.sort(key=lambda s: s[0])
+
+    def seen(entry: ConsensusFeed, release_at: dt.datetime) -> tuple[float | None, dt.datetime] | None:
+        found = sightings.get((entry.feed.value, entry.event, entry.in_country, release_at), [])
+        i = bisect.bisect_left([at for at, _value in found], release_at)
+        return (found[i - 1][1], found[i - 1][0]) if i else None
+
+    return seen
+
+
+def stored_forecasts(config: Config, store: Store) -> files.Seen | None:
+    """The store's forecasts as a `files.Seen`, when a macro of the config names a feed (None otherwise)."""
+    return forecasts_seen(store.forecasts()) if any(m.feeds for m in config.macro.values()) else None
+
+
+def coming_consensus(macro: Macro, at: dt.datetime, vintages: list[Vintage], seen: files.Seen | None
+                     ) -> tuple[dt.date, float, str] | None:
+    """(reference period, value, source) of the consensus a coming release at `at` would be judged against now,
+    by the same precedence as its print (`status` and `calendar` show it); None when there is none yet (the
+    mean of the last 12 first prints will be used). The period is the one after the newest the store has, by
+    the step between its last two (else the month before the release's).
+
+    Raises DataError for a consensus file that does not read.
+    """
+    periods = sorted({v.date for v in vintages})
+    if len(periods) >= 2:
+        step = (periods[-1].year - periods[-2].year) * 12 + periods[-1].month - periods[-2].month
+        months = periods[-1].year * 12 + periods[-1].month - 1 + step
+    else:
+        months = at.year * 12 + at.month - 2
+    period = dt.date(months // 12, months % 12 + 1, 1)
+    values, labels = files.consensus_for(macro, None, {period: at}, seen)
+    if period not in values:
+        return None
+    return period, values[period], labels if isinstance(labels, str) else labels[period]
 
 
 def unseen(config: Config, store: Store, engine: Engine, now: dt.datetime, fed: Callable[[str], bool]) -> History:
@@ -67,6 +115,8 @@ def unseen(config: Config, store: Store, engine: Engine, now: dt.datetime, fed: 
         if new:
             bars[iid] = new
     prints_: list[Print] = []
+    times = saved_times(store)
+    forecasts = stored_forecasts(config, store)
     for macro in config.macro.values():
         if not fed(macro_key(macro.id)):
             continue
@@ -74,7 +124,7 @@ def unseen(config: Config, store: Store, engine: Engine, now: dt.datetime, fed: 
         vintages = store.vintages(macro.series)
         if not vintages:
             continue
-        prints_ += [p for p in macro_prints(config, macro, vintages, None)
+        prints_ += [p for p in macro_prints(config, macro, vintages, None, times, forecasts)
                     if p.at <= now and (seen is None or p.at > seen[0].at)]
     return History(bars, sorted(prints_, key=lambda p: (p.at, p.macro)))
 

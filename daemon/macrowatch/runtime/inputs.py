@@ -35,6 +35,7 @@ from macrowatch.config.types import (
     LevelEntered,
     LevelIn,
     NarrowRange,
+    NewExtreme,
     Not,
     ReleaseOutcome,
     Rule,
@@ -77,7 +78,7 @@ def rule_inputs(config: Config, rule: Rule) -> frozenset[str]:
     for c in _atoms(rule.when):
         if isinstance(c, LevelIn | LevelEntered):
             out |= {level_key(c.level), instrument_key(config.levels[c.level].instrument)}
-        elif isinstance(c, NarrowRange):
+        elif isinstance(c, NarrowRange | NewExtreme):
             out.add(instrument_key(c.instrument))
         elif isinstance(c, ReleaseOutcome):
             out.add(macro_key(c.macro))

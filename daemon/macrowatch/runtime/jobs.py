@@ -5,6 +5,8 @@
     deliver    what the outbox has due
     heartbeat  the daemon's record in the store, then `on_heartbeat` (systemd's watchdog and status)
     schedule   the release calendar; a one-shot burst job per release (ReleaseJobs), tried again soon after a failure
+    consensus  the feeds' forecasts of the coming releases (forecasts.py): daily when a macro names a feed, and
+               one-shot jobs 60 and 15 minutes before each of its releases (ReleaseJobs)
 
 They are added once the catch-up has succeeded (catchup.py); none is added once the runner stops.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.base import BaseScheduler
 
 from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.forecasts import LEADS
 
 log = logging.getLogger("macrowatch.scheduler")
 
@@ -58,9 +61,17 @@ class Jobs:
             # instance, APScheduler would warn "skipped: maximum number of running instances" every 2 s.
             extra = {"max_instances": 2} if name == "deliver" else {}
             self.add(jobs[name], "interval", seconds=seconds, id=name, name=name, next_run_time=now, **extra)
+        # The forecasts, daily from the start (after the schedule job above, whose releases they are asked for).
+        self.add(self.consensus, "interval", days=1, id="consensus", name="consensus", next_run_time=now)
 
     def closes(self) -> None:
         self.daemon.check_closes(self.daemon.clock.now())
+
+    def consensus(self) -> None:
+        """Poll the consensus feeds for the coming releases of the macros that name one (none: nothing to do)."""
+        if self.daemon.forecasts.releases():
+            now = self.daemon.clock.now()
+            self.daemon.forecasts.poll(now, self.daemon.bursts.release_times(now))
 
     def intraday(self) -> None:
         self.daemon.intraday(self.daemon.clock.now())
@@ -105,6 +116,12 @@ class ReleaseJobs:
                 continue
             jobs.add(self._burst, "date", args=[rid, day], id=f"release:{rid}:{day}", name=f"release {rid} {day}",
                      run_date=jobs.wall(max(at, now)), replace_existing=True)
+            for lead in LEADS if rid in self.daemon.forecasts.releases() else ():
+                if at - lead > now:
+                    minutes = int(lead.total_seconds() // 60)
+                    jobs.add(jobs.consensus, "date", id=f"consensus:{rid}:{day}:{minutes}",
+                             name=f"consensus {rid} {day} -{minutes}m", run_date=jobs.wall(at - lead),
+                             replace_existing=True)
         failures = bursts.schedule_failures
         if failures:  # the calendar could not be read: the last known schedule runs, and it is asked again soon
             wait = min(SCHEDULE_RETRY_MAX, SCHEDULE_RETRY_FIRST * 2 ** min(failures - 1, 16))

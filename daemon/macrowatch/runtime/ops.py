@@ -54,10 +54,10 @@ class Outages:
         self.health: dict[str, SourceHealth] = {"prices": SourceHealth(), "fred": SourceHealth()}
 
     def source_ok(self, name: str, now: dt.datetime) -> None:
-        self.health[name].ok(now)
+        self.health.setdefault(name, SourceHealth()).ok(now)  # bls: tracked once the config uses it
 
     def source_failed(self, name: str, now: dt.datetime, reason: str) -> None:
-        self.health[name].fail(now, reason)
+        self.health.setdefault(name, SourceHealth()).fail(now, reason)
         log.warning("%s source: %s", name, reason)
 
     def sources_down(self, now: dt.datetime) -> None:

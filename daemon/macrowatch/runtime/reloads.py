@@ -32,6 +32,7 @@ RESTART_ONLY = (
     ("health", lambda c: c.health, "serve /healthz and /metrics on another address"),
     ("ha", lambda c: c.ha, "take the lease with other timings"),
     ("sources.fred", lambda c: c.fred, "use other FRED settings"),
+    ("sources.bls", lambda c: c.bls, "use other BLS settings"),
     ("sources.yahoo", lambda c: c.yahoo, "use other Yahoo settings"),
     ("poll.intraday", lambda c: c.poll_intraday, "poll intraday prices at another interval"),
 )

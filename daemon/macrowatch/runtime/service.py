@@ -41,7 +41,7 @@ def secrets_of(config: Config) -> list[str]:
 
 
 def build(config: Config, clock: Clock, metrics: MetricsRegistry | None, store: Store | None = None) -> Daemon:
-    """The daemon with the real sources: yfinance for prices, fredapi for releases.
+    """The daemon with the real sources: yfinance for prices, fredapi for releases, BLS's schedule and API.
 
     The sources' retry backoff and FRED's rate limit sleep until the daemon stops, not longer: a stop is never
     stuck behind them (nor behind a burst's wait, `Clock.wait`).
@@ -49,7 +49,8 @@ def build(config: Config, clock: Clock, metrics: MetricsRegistry | None, store: 
     store = store if store is not None else open_store_for(config)
     stopping = threading.Event()
     sources = sources_for(config, store, stopping)  # yfinance's disk caches stay on this host: wiring.local_dir
-    return Daemon(config, store, clock, sources.prices, sources.fred, metrics=metrics, stopping=stopping)
+    return Daemon(config, store, clock, sources.prices, sources.fred, metrics=metrics, stopping=stopping,
+                  bls=sources.bls)
 
 
 def healthy(supervisor: ha.Supervisor, clock: Clock, every: float):

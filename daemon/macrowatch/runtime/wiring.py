@@ -18,6 +18,7 @@ from macrowatch.config.types import Config
 from macrowatch.store import Store, default_path, open_reader, open_store
 
 if TYPE_CHECKING:
+    from macrowatch.sources.bls import BlsClient
     from macrowatch.sources.fred import FredClient
     from macrowatch.sources.prices import PriceSource
 
@@ -45,10 +46,11 @@ def local_dir(store: Store) -> Path:
 
 @dataclass
 class Sources:
-    """The real sources of a config: yfinance for prices, fredapi for macro series."""
+    """The real sources of a config: yfinance for prices, fredapi for macro series, BLS when the config uses it."""
 
     prices: PriceSource
     fred: FredClient
+    bls: BlsClient | None = None
 
 
 def sources_for(config: Config, store: Store, stopping: threading.Event | None = None) -> Sources:
@@ -60,7 +62,7 @@ def sources_for(config: Config, store: Store, stopping: threading.Event | None =
     from macrowatch.sources.prices import PriceSource
 
     prices = PriceSource(config.yahoo.url, local_dir(store) / YF_CACHE, **_sleep(stopping))
-    return Sources(prices, fred_for(config, stopping))
+    return Sources(prices, fred_for(config, stopping), bls_for(config))
 
 
 def fred_for(config: Config, stopping: threading.Event | None = None) -> FredClient:
@@ -68,6 +70,14 @@ def fred_for(config: Config, stopping: threading.Event | None = None) -> FredCli
     from macrowatch.sources.fred import FredClient
 
     return FredClient.from_config(config.fred, **_sleep(stopping))
+
+
+def bls_for(config: Config) -> BlsClient:
+    """The config's BLS client (`sources.bls`: its key, none for keyless, and its url). It sends nothing until
+    a release names a `bls:` title or a macro a `bls_series` (a reload may add one)."""
+    from macrowatch.sources.bls import BlsClient
+
+    return BlsClient.from_config(config.bls)
 
 
 def _sleep(stopping: threading.Event | None) -> dict:

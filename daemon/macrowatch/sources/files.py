@@ -11,7 +11,7 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from macrowatch.config import safeio
-from macrowatch.config.types import Macro
+from macrowatch.config.types import ConsensusFeed, Macro, Measure
 from macrowatch.model import Vintage
 
 # Dates outside these are typos; the exchange calendars (pandas timestamps) and date arithmetic stop near them.
@@ -350,10 +350,27 @@ def read_vintages(path: Path) -> list[Vintage]:
     return out
 
 
-def read_consensus(path: Path) -> dict[str, dict[dt.date, float]]:
-    """`series,date,consensus`: series -> reference period -> consensus."""
-    out: dict[str, dict[dt.date, float]] = {}
-    for line, row in _rows(path, ("series", "date", "consensus")):
+ConsensusTable = dict[tuple[str, Measure | None], dict[dt.date, float]]
+# A release's forecast as the store kept it: (value, seen_at) of the newest sighting of `entry`'s event for the
+# release at the time given that was seen strictly before that time (Store.forecast_before), None for none.
+Seen = Callable[[ConsensusFeed, dt.datetime], tuple[float | None, dt.datetime] | None]
+
+
+def read_consensus(path: Path) -> ConsensusTable:
+    """`series,date,consensus[,measure]`: (series, measure or None) -> reference period -> consensus.
+
+    A row with a measure applies only to the macros of that measure; without one, to every macro of the series
+    (`consensus_of`).
+    """
+    out: ConsensusTable = {}
+    records = _records(path, _read(path))
+    header = next(records, (1, []))[1]
+    where = _columns(path, header, ("series", "date", "consensus", "measure"), ("series", "date", "consensus"))
+    measures = {m.value: m for m in Measure}
+    for line, cells in records:
+        if len(cells) != len(header):
+            raise DataError(f"{path}:{line}: {_cells_message(header, len(cells))}")
+        row = {c: cells[k] for c, k in where.items()}
         series = (row["series"] or "").strip()
         if not series:
             raise DataError(f"{path}:{line}: series: empty")
@@ -361,27 +378,64 @@ def read_consensus(path: Path) -> dict[str, dict[dt.date, float]]:
         if day.day != 1:  # matched to the series' periods, which FRED dates by their first day: never used
             raise DataError(f"{path}:{line}: date: {day} is not the first day of a month (a reference period is "
                             "dated YYYY-MM-01)")
-        table = out.setdefault(series, {})
+        written = (row.get("measure") or "").strip()
+        if written and written.lower() not in measures:
+            raise DataError(f"{path}:{line}: measure: {written!r} is not one of {', '.join(measures)} "
+                            "(or empty: every measure)")
+        measure = measures[written.lower()] if written else None
+        table = out.setdefault((series, measure), {})
         if day in table:
-            raise DataError(f"{path}:{line}: {series} {day}: consensus given twice")
+            raise DataError(f"{path}:{line}: {series} {day}{f' {measure.value}' if measure else ''}: "
+                            "consensus given twice")
         table[day] = _number(path, line, "consensus", row["consensus"])
     return out
 
 
-def consensus_for(macro: Macro, given: tuple[Mapping[dt.date, float], str] | None = None
-                  ) -> tuple[Mapping[dt.date, float], str]:
-    """The consensus a macro's releases are judged against, as (reference period -> value, label), by the one
-    precedence: `given` first (replay's DATA/macro/consensus.csv for the series, a rule test's print), then the
-    config's consensus file, then its inline `consensus:` table. A period the table chosen lacks is judged
-    against the baseline, the mean of the last 12 first prints (`engine.outcomes.assess`), else has none.
+def consensus_of(table: ConsensusTable, macro: Macro) -> dict[dt.date, float] | None:
+    """The rows of a consensus table for a macro: its series' rows without a measure, and over them those of its
+    own measure; None when the table has none for it."""
+    general, own = table.get((macro.series, None)), table.get((macro.series, macro.measure))
+    if general is None and own is None:
+        return None
+    return {**(general or {}), **(own or {})}
+
+
+def feed_label(entry: ConsensusFeed, seen_at: dt.datetime) -> str:
+    """The source of a feed's consensus, as alerts, status and replay's evidence name it."""
+    return f"{entry.feed.value}, seen {seen_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def consensus_for(macro: Macro, given: tuple[Mapping[dt.date, float], str] | None = None,
+                  releases: Mapping[dt.date, dt.datetime] | None = None, seen: Seen | None = None
+                  ) -> tuple[Mapping[dt.date, float], str | Mapping[dt.date, str]]:
+    """The consensus a macro's releases are judged against, as (reference period -> value, label or label per
+    period), by the one precedence: the entry for the month from `given` (replay's DATA/macro/consensus.csv for
+    the series, a rule test's print), else from the config's consensus file, else from its inline `consensus:`
+    table; then the macro's feeds in order, each the newest value it showed strictly before the release time
+    (`seen`, for the releases at `releases`: reference period -> release time); a feed that showed none, or
+    showed its value only later, does not count. A period none of these has is judged against the baseline, the
+    mean of the last 12 first prints (`engine.outcomes.assess`), else has none.
 
     Raises DataError for a consensus file that does not read.
     """
     if given is not None:
-        return given
-    if macro.consensus_file is not None:
-        return read_consensus(macro.consensus_file).get(macro.series, {}), "consensus (file)"
-    return dict(macro.consensus), "consensus (config)"
+        table, label = given
+    elif macro.consensus_file is not None:
+        table, label = consensus_of(read_consensus(macro.consensus_file), macro) or {}, "consensus (file)"
+    else:
+        table, label = dict(macro.consensus), "consensus (config)"
+    if not (macro.feeds and releases and seen):
+        return table, label
+    values, labels = dict(table), dict.fromkeys(table, label)
+    for period, at in releases.items():
+        if period in values:
+            continue
+        for entry in macro.feeds:
+            sighting = seen(entry, at)
+            if sighting is not None and sighting[0] is not None and sighting[1] < at:
+                values[period], labels[period] = sighting[0], feed_label(entry, sighting[1])
+                break
+    return values, labels
 
 
 def price_file(data_dir: Path, symbol: str) -> Path:

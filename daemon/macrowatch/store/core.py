@@ -174,8 +174,9 @@ class Publishers(Part):
         return publishers.queries(self._db, source, day)
 
     def put_print_source(self, series: str, day: dt.date, source: str, seen_at: dt.datetime) -> None:
-        """Record that `source` showed the first print of `series` for the observation date `day` at `seen_at`;
-        the earliest sighting stays (a later FRED sighting does not replace BLS's)."""
+        """Record that `source` showed the first print of `series` released on `day` (the release day: the new
+        month's realtime_start, one print per release and series) at `seen_at`; the earliest sighting stays (a
+        later FRED sighting does not replace BLS's)."""
         publishers.put_print_source(self._db, series, day, source, seen_at, self._writer())
 
     def print_sources(self, series: str | None = None) -> dict[PrintKey, PrintSeen]:

@@ -8,7 +8,7 @@ import datetime as dt
 from .base import Db, date_text, from_utc_text, utc_text
 from .outbox import Writer, fence
 
-PrintKey = tuple[str, dt.date]        # (series, the print's observation date)
+PrintKey = tuple[str, dt.date]        # (series, the release day: the print's realtime_start)
 PrintSeen = tuple[str, dt.datetime]   # (source, seen_at)
 
 
