@@ -295,7 +295,7 @@ def test_a_config_given_as_a_test_file_is_one_line(tmp_path, runner):
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"this is a config, not a rule test file: {config} (run `macrowatch check {config}`, or give a test file: "
+        f"this is a config, not a rule test file: {config} (run `macrowatch check -c {config}`, or give a test file: "
         "README, Rule tests)"]
     # Beside a good test file, still the one line, and nothing runs.
     good = _write(tmp_path, "t.test.yaml", TRACED)

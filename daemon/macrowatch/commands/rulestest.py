@@ -160,7 +160,7 @@ def load(path: Path, calendars: Callable[[], frozenset[str]] | None = None) -> S
     r = Reader(problems)
     root = load_file(path, problems)
     if root is not None and root.is_map and not set(root.value) & set(FILE_KEYS) and set(root.value) & set(TOP_KEYS):
-        raise NotATestFile(f"this is a config, not a rule test file: {path} (run `macrowatch check {path}`, "
+        raise NotATestFile(f"this is a config, not a rule test file: {path} (run `macrowatch check -c {path}`, "
                            "or give a test file: README, Rule tests)")
     f = r.mapping(root, "test file", FILE_KEYS, ["config", "tests"]) if root is not None else None
     config = _config(r, f["config"], path, calendars) if f and "config" in f else None
