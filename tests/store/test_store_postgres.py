@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from daemonproc import free_port
 from macrowatch.store import SCHEMA_VERSION, StoreError, open_store
 from macrowatch.store.postgres import PostgresDb, masked, to_postgres
 from macrowatch.store.schema import MIGRATIONS
@@ -81,9 +82,7 @@ def _driver():
 
 def test_a_refused_connection_fails_fast_and_names_the_store_without_its_password():
     _driver()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there, and no other test (xdist worker) is handed it meanwhile
     started = time.monotonic()
     with pytest.raises(StoreError) as err:
         open_store(f"postgresql://mw:s3cret@127.0.0.1:{port}/mw")
