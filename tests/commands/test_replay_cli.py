@@ -256,3 +256,54 @@ def test_from_on_the_last_day_of_the_data_warns_of_nothing(data):
     result = replay(tmp_path, "--from", str(days[-1]))
     assert result.exit_code == 0, result.output
     assert "warning" not in result.stderr
+
+
+def store_config(tmp_path: Path) -> Path:
+    """The test config with its own store beside it, and the consensus of the data's consensus.csv inline."""
+    path = tmp_path / "mw-store.yaml"
+    inline = CONFIG.replace("beat_by: 25}", "beat_by: 25, consensus: {2019-06: 150}}")
+    path.write_text(f"store: {tmp_path / 'mw.sqlite'}\n" + inline)
+    return path
+
+
+def test_replay_without_data_replays_what_the_store_holds_as_the_data_directory_would(data):
+    from macrowatch.commands.replay import load_history
+    from macrowatch.config import load_config
+    from macrowatch.sources import files
+    from macrowatch.store import open_store
+
+    tmp_path, _days = data
+    (tmp_path / "data" / "macro" / "consensus.csv").unlink()  # both judge by the config's inline consensus
+    config_path = store_config(tmp_path)
+    config, _problems = load_config(config_path)
+    history = load_history(config, tmp_path / "data")
+    with open_store(tmp_path / "mw.sqlite") as store:  # what `fetch` saves
+        store.put_bars("spx", history.bar_list("spx"))
+        store.put_vintages("PAYEMS", files.read_vintages(tmp_path / "data" / "macro" / "PAYEMS.csv"))
+    from_store = CliRunner().invoke(cli, ["replay", "-c", str(config_path), "--format", "jsonl"])
+    from_data = CliRunner().invoke(cli, ["replay", "-c", str(config_path), "--data", str(tmp_path / "data"),
+                                         "--format", "jsonl"])
+    assert from_store.exit_code == 0, from_store.output
+    assert from_data.exit_code == 0, from_data.output
+    assert from_store.stdout.splitlines() == from_data.stdout.splitlines()
+    assert {json.loads(line)["rule"] for line in from_store.stdout.splitlines()} >= {"breakout", "jobs-beat"}
+
+
+def test_replay_without_data_names_what_the_store_lacks_and_the_command_that_gets_it(data):
+    from macrowatch.commands.replay import load_history
+    from macrowatch.config import load_config
+    from macrowatch.store import open_store
+
+    tmp_path, _days = data
+    config_path = store_config(tmp_path)
+    missing_store = CliRunner().invoke(cli, ["replay", "-c", str(config_path)])
+    assert missing_store.exit_code == 2
+    assert f"macrowatch fetch -c {config_path}" in missing_store.stderr and "fills it" in missing_store.stderr
+    history = load_history(load_config(config_path)[0], tmp_path / "data")
+    with open_store(tmp_path / "mw.sqlite") as store:  # bars, but no vintage of PAYEMS
+        store.put_bars("spx", history.bar_list("spx"))
+    result = CliRunner().invoke(cli, ["replay", "-c", str(config_path)])
+    assert result.exit_code == 2
+    assert "series PAYEMS" in result.stderr and f"`macrowatch fetch -c {config_path}` gets it" in result.stderr
+    assert "instrument spx" not in result.stderr
+    assert "Traceback" not in result.output

@@ -48,8 +48,9 @@ def check(config_path: Path, show: bool, for_run: bool) -> None:
 
 @cli.command()
 @config_option
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="History: DIR/prices/<SYMBOL>.csv (Yahoo daily) and DIR/macro/<SERIES>.csv (ALFRED vintages).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="History: DIR/prices/<SYMBOL>.csv (Yahoo daily) and DIR/macro/<SERIES>.csv (ALFRED vintages). "
+              "Default: the config's store (what `macrowatch fetch` and `macrowatch run` saved).")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day to report (state warms up "
               "on the data before it). Default: the first day of data.")
 @click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day to report. Default: the last day.")

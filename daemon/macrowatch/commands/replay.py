@@ -27,7 +27,7 @@ from macrowatch.notify.chart import chart_source
 from macrowatch.notify.outbox import Dispatcher
 from macrowatch.notify.render import Context
 from macrowatch.runtime.calendars import Times, saved_times
-from macrowatch.runtime.history import History, close_array, forecasts_seen, macro_prints, run
+from macrowatch.runtime.history import History, close_array, forecasts_seen, macro_prints, run, unseen
 from macrowatch.runtime.wiring import open_store_for
 from macrowatch.sources import files
 from macrowatch.sources.base import calendar_for
@@ -43,8 +43,8 @@ def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: d
     if start_d and end_d and start_d > end_d:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     try:
-        history = load_history(config, data_dir)
-    except files.DataError as exc:
+        history = load_history(config, data_dir) if data_dir is not None else store_history(config, config_path)
+    except (files.DataError, StoreError) as exc:
         click.echo(f"macrowatch replay: {exc}", err=True)
         sys.exit(2)
     for warning in history.warnings:
@@ -62,6 +62,25 @@ def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: d
         click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
     if send_alerts and not send_replayed(config, history, alerts):
         sys.exit(1)
+
+
+def store_history(config: Config, config_path: Path) -> History:
+    """Everything the config's store holds (bars and vintages saved by `fetch` and `run`, the feeds' forecasts as
+    they were seen), read only. An instrument or series the store lacks is a DataError naming it and the command
+    that gets it: a replay of part of the inputs would say alerts the full rule set would not."""
+    fetch = f"`macrowatch fetch -c {config_path}`"
+    try:
+        store = open_store_for(config, read_only=True)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; {fetch} fills it (or give --data DIR)") from None
+    with store:
+        history = unseen(config, store, Engine(config), dt.datetime.max.replace(tzinfo=dt.UTC), lambda _key: True)
+        missing = [f"instrument {iid} ({inst.symbol})" for iid, inst in config.instruments.items()
+                   if iid not in history.bars]
+        missing += [f"series {s}" for s in sorted({m.series for m in config.macro.values()}) if not store.vintages(s)]
+    if missing:
+        raise files.DataError(f"the store has no history of {', '.join(missing)}: {fetch} gets it")
+    return history
 
 
 def data_end(config: Config, history: History) -> tuple[dt.date, str] | None:
