@@ -26,11 +26,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from stubs.http import QuietHandler
 
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a registered key: 32 hex digits, like BLS's
 SCHEDULE_PATH = "/www.bls.gov/schedule/news_release/bls.ics"
@@ -275,7 +276,7 @@ class BlsStub:
         return 200, "application/json", json.dumps(body).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Hands each GET and POST to the stub and writes its answer."""
 
     def do_GET(self) -> None:  # http.server's name for it
@@ -290,21 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(body)
 
     def _serve(self, body: Any) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        path, query = self.parts()
         status, content_type, payload = self.server.stub.answer(  # type: ignore[attr-defined]
-            self.command, parts.path, query, body, self.headers.get("User-Agent"))
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout): nothing to answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads `requests`, not stderr."""
+            self.command, path, query, body, self.headers.get("User-Agent"))
+        self.reply(status, content_type, payload)
 
 
 @pytest.fixture(name="bls_stub")

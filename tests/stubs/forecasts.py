@@ -27,11 +27,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from stubs.http import QuietHandler
 
 FF_PATH = "/nfs.faireconomy.media/ff_calendar_thisweek.json"
 NASDAQ_PATH = "/api.nasdaq.com/api/calendar/economicevents"
@@ -247,25 +248,14 @@ class ForecastStub:
         return 200, "application/json; charset=utf-8", raw
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Hands each GET to the stub and writes its answer."""
 
     def do_GET(self) -> None:  # http.server's name for it
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        path, query = self.parts()
         status, content_type, payload = self.server.stub.answer(  # type: ignore[attr-defined]
-            parts.path, query, self.headers.get("User-Agent"))
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout): nothing to answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads `requests`, not stderr."""
+            path, query, self.headers.get("User-Agent"))
+        self.reply(status, content_type, payload)
 
 
 @pytest.fixture(name="forecast_stub")

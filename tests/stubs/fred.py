@@ -21,11 +21,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from http.server import ThreadingHTTPServer
+from urllib.parse import urlencode
 from xml.sax.saxutils import quoteattr
 
 import pytest
+
+from stubs.http import QuietHandler
 
 KEY = "0123456789abcdef0123456789abcdef"  # the stub's registered key: 32 lower-case alphanumerics, like FRED's
 NO_END = dt.date(9999, 12, 31)
@@ -307,24 +309,13 @@ class FredStub:
         return 200, "text/csv", ("\n".join(lines) + "\n").encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Hands each GET to the stub and writes its answer."""
 
     def do_GET(self) -> None:  # http.server's name for it
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        status, content_type, body = self.server.stub.answer(parts.path, query)  # type: ignore[attr-defined]
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout): nothing to answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads `requests`, not stderr."""
+        path, query = self.parts()
+        status, content_type, body = self.server.stub.answer(path, query)  # type: ignore[attr-defined]
+        self.reply(status, content_type, body)
 
 
 @pytest.fixture(name="fred_stub")
