@@ -5,8 +5,10 @@
 
 Instruments are made from the real series in ../shared/data/prices (scaled and shifted, so each has its
 own levels) or, when that folder is absent, from seeded random walks on the XNYS sessions. Prints one
-line per size and, last, a JSON object: replay_s, load_s, ratio (replay / load) and alerts of the
-largest size, and `sizes` with every size's figures. Each figure is the best of --repeat runs (3).
+line per size and, last, a JSON object: replay_s, load_s, ratio (replay / load), alerts, scored_s (the
+replay and `--score` at 1, 5 and 20 sessions over every alert) and score_pct (what scoring adds, in % of
+the replay) of the largest size, and `sizes` with every size's figures. Each figure is the best of --repeat
+runs (3).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from macrowatch.commands.replay import load_history
+from macrowatch.commands.score import score
 from macrowatch.config.load import load_config
 from macrowatch.engine.evaluator import Engine
 from macrowatch.runtime.history import run
@@ -97,7 +100,7 @@ def measure(n: int, bases, repeat: int) -> dict:
         data, config_path = write_data(Path(tmp), n, bases)
         config, _ = load_config(config_path)
         files = sorted((data / "prices").glob("*.csv"))
-        load_s = replay_s = float("inf")
+        load_s = replay_s = scored_s = float("inf")
         for _ in range(repeat):  # the best of `repeat` runs of each: the machine's noise only ever adds
             gc.collect()
             t0 = time.perf_counter()
@@ -109,10 +112,15 @@ def measure(n: int, bases, repeat: int) -> dict:
             t0 = time.perf_counter()
             history = load_history(config, data)
             alerts = run(Engine(config), history)
-            replay_s = min(replay_s, time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            scores = score(config, history, alerts, None, None, (1, 5, 20))
+            t2 = time.perf_counter()
+            replay_s, scored_s = min(replay_s, t1 - t0), min(scored_s, t2 - t0)
     return {"instruments": n, "bars": bars, "load_s": round(load_s, 3), "replay_s": round(replay_s, 3),
             "ratio": round(replay_s / load_s, 2), "alerts": len(alerts),
-            "us_per_bar": round(1e6 * replay_s / bars, 2)}
+            "us_per_bar": round(1e6 * replay_s / bars, 2), "scored_s": round(scored_s, 3),
+            "score_pct": round(100 * (scored_s / replay_s - 1), 1),
+            "scored_alerts": sum(1 for r in scores.returns if r is not None and r[0] == r[0])}
 
 
 def main() -> None:
@@ -132,10 +140,11 @@ def main() -> None:
         results.append(r)
         print(f"{n:4d} instruments x {years} years ({r['bars']} bars): replay {r['replay_s']:.2f} s, "
               f"load {r['load_s']:.2f} s, ratio {r['ratio']:.2f}, {r['us_per_bar']:.1f} us/bar, "
-              f"{r['alerts']} alerts", flush=True)
+              f"{r['alerts']} alerts; replay and score {r['scored_s']:.2f} s (+{r['score_pct']:.1f} %)", flush=True)
     last = results[-1]
     print(json.dumps({"replay_s": last["replay_s"], "load_s": last["load_s"], "ratio": last["ratio"],
-                      "alerts": last["alerts"], "years": years, "data": "shared" if SHARED.is_dir() else "synthetic",
+                      "alerts": last["alerts"], "scored_s": last["scored_s"], "score_pct": last["score_pct"],
+                      "years": years, "data": "shared" if SHARED.is_dir() else "synthetic",
                       "sizes": results}))
 
 

@@ -34,7 +34,9 @@ def replay_report() -> dict:
     (["bench/latency.py", "--releases", "3"], {"p50_s", "p99_s", "max_s", "fred_requests_per_min",
                                                "baseline_p50_s"}),
     (["bench/footprint.py", "--idle", "2"], {"ready_s", "rss_mb", "idle_cpu_pct"}),
-], ids=["replay", "latency", "footprint"])
+    (["bench/dashboard.py", "--levels", "20", "--instruments", "5", "--repeat", "2"],
+     {"page_ms", "page_max_ms", "page_kb", "chart_ms", "chart_cached_ms"}),
+], ids=["replay", "latency", "footprint", "dashboard"])
 def test_bench_prints_its_figures(args, keys, request):
     report = request.getfixturevalue("replay_report") if args is REPLAY else last_json(args)
     assert keys <= set(report)

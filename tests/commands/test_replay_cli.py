@@ -50,6 +50,10 @@ def write_prices(path: Path, days: list[dt.date], closes: list[float]) -> None:
 
 @pytest.fixture
 def data(tmp_path):
+    return write_data(tmp_path)
+
+
+def write_data(tmp_path: Path) -> tuple[Path, list]:
     """Closes 95 96 97 98 101 102 103 104 from 2019-07-01; payrolls +200k (consensus 150k) on 2019-07-05."""
     days = sessions(dt.date(2019, 7, 1), 8)
     write_prices(tmp_path / "data" / "prices" / "GSPC.csv", days, [95, 96, 97, 98, 101, 102, 103, 104])
@@ -129,8 +133,8 @@ def test_release_time_is_local_release_time(data):
     assert jobs["evidence"]["payrolls beat"]["prior"] == 120.0
 
 
+# A missing file is no bad data: tests/commands/test_skip_missing.py.
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: (d / "prices" / "GSPC.csv").unlink(), "prices/GSPC.csv: file not found"),
     (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-01,95\n2019-07-01,96\n"),
      "prices/GSPC.csv:3: Date 2019-07-01 repeats the row before (2019-07-01); rows must be in date order"),
     (lambda d: (d / "prices" / "GSPC.csv").write_text("Date,Close\n2019-07-02,95\n2019-07-01,96\n"),
@@ -153,7 +157,7 @@ def test_release_time_is_local_release_time(data):
     (lambda d: (d / "macro" / "consensus.csv").write_text("series,date,consensus\nPAYEMS,2019-06-01,1\n"
                                                           "PAYEMS,2019-06-01,2\n"),
      "macro/consensus.csv:3: PAYEMS 2019-06-01: consensus given twice"),
-], ids=["missing-file", "repeated-date", "unordered", "bad-close", "negative-close", "bad-date", "bad-header",
+], ids=["repeated-date", "unordered", "bad-close", "negative-close", "bad-date", "bad-header",
         "high-low-contradiction", "empty", "macro-header", "macro-value", "consensus-twice"])
 def test_bad_data_exit_2_naming_file_and_row(data, mutate, message):
     tmp_path, _ = data

@@ -255,7 +255,8 @@ def test_history_store_warms_up_before_the_tests_bars(tmp_path, runner):
     result = runner.invoke(cli, ["test", str(path)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{path}:2:10: history: store: the store has no bars of qqq (QQQ); `macrowatch fetch -c {config}` gets them",
+        f"{path}:2:10: history: store: the store has no bars of qqq (QQQ); `macrowatch fetch -c {config}` gets them, "
+        "or `macrowatch test --skip-missing` leaves out the rules that read qqq",
         "1 error"]
 
 
@@ -281,7 +282,8 @@ def test_history_errors(tmp_path, runner):
     assert result.stderr.splitlines() == [
         f"{overlap}:5:12: test 'a new 5-day high after the real bars': start: 2019-04-09 overlaps the history, whose "
         "bars of spy run to 2019-04-09: start after it, or leave `start` out to continue after it",
-        f"{missing}:2:10: history: bars of qqq: {data / 'prices' / 'QQQ.csv'}: file not found",
+        f"{missing}:2:10: history: {data} lacks the bars of qqq (QQQ): {data / 'prices' / 'QQQ.csv'} not found; "
+        "add it, or `macrowatch test --skip-missing` leaves out the rules that read qqq",
         f"{nowhere}:2:10: history: expected `store` or a data directory (with prices/<SYMBOL>.csv, as `macrowatch "
         f"replay --data` reads), got 'nodata': {tmp_path / 'nodata'} is not a directory",
         "3 errors"]

@@ -22,7 +22,7 @@ CALENDARS = frozenset({"XNYS", "CMES"})
 TOP_KEYS = ("timezone, calendar, store, poll, health, ha, sources, instruments, levels, breakout, releases, macro, "
             "channels, rules")
 LEVEL_KEYS = "instrument, price, kind, side, since, bars, approach_pct, buffer_pct, fail_within_bars"
-RULE_KEYS = "name, when, severity, notify, for, cooldown, chart, message, on, labels"
+RULE_KEYS = "name, when, severity, notify, for, cooldown, chart, message, on, labels, score"
 STARTS = "level, release, instrument, all, any, not"
 RESISTANCE_STATES = "below, approaching, breakout, confirmed, failed"
 SUPPORT_STATES = "above, approaching, breakdown, confirmed, failed"
@@ -701,7 +701,45 @@ CASES = [
             fred_release_id: 50
             at: "08:30"
         """,
-          (10, 5, None, "releases.jobs: unknown key 'at'; allowed: fred_release_id, bls, time, dates")),
+          (10, 5, None, "releases.jobs: unknown key 'at'; allowed: fred_release_id, bls, time, dates, briefing")),
+    extra("briefing-bad-keys", """\
+        releases:
+          jobs:
+            fred_release_id: 50
+            briefing: {before: 3 bars, notify: [], every: 1d}
+        """,
+          (10, 44, None, "releases.jobs.briefing: unknown key 'every'; allowed: before, notify"),
+          (10, 24, None, "releases.jobs.briefing.before: takes elapsed time ('Nd', 'Nh' or 'Nm'), not bars"),
+          (10, 40, None, "releases.jobs.briefing.notify: must not be an empty list")),
+    extra("briefing-missing-keys", """\
+        releases:
+          jobs: {fred_release_id: 50, briefing: {notify: ops}}
+        """,
+          (8, 41, None, "releases.jobs.briefing: missing key 'before'")),
+    extra("briefing-bad-duration", """\
+        releases:
+          jobs: {fred_release_id: 50, briefing: {before: soon, notify: ops}}
+        """,
+          (8, 50, None, f"releases.jobs.briefing.before: 'soon' is not a duration; {TIME_DURATION}")),
+    extra("briefing-unknown-channel", """\
+        releases:
+          jobs:
+            fred_release_id: 50
+            briefing: {before: 30m, notify: [trading, tradng]}
+        channels:
+          trading: "json://localhost"
+        """,
+          (10, 47, None, "releases.jobs.briefing.notify: unknown channel 'tradng' (did you mean 'trading'?) "
+                         "(known: trading)")),
+    extra("briefing-channel-twice", """\
+        releases:
+          jobs:
+            fred_release_id: 50
+            briefing: {before: 30m, notify: [trading, trading]}
+        channels:
+          trading: "json://localhost"
+        """,
+          (10, 37, None, "releases.jobs.briefing.notify: a channel is listed twice")),
     extra("release-dates-empty", """\
         releases:
           jobs:
@@ -1070,6 +1108,42 @@ CASES = [
           chart: spx-3000
         """,
          (R + 3, 10, "r1", "chart: unknown instrument 'spx-3000' (known: spx)")),
+    rule("rule-score-unknown-instrument", """\
+        - name: r1
+          when: {release: payrolls, outcome: beat}
+          score: {instrument: spy, direction: short}
+        """,
+         (R + 3, 23, "r1", "score.instrument: unknown instrument 'spy' (known: spx)")),
+    rule("rule-score-bad-direction", """\
+        - name: r1
+          when: {level: spx-3000, state: breakout}
+          score: {direction: sell}
+        """,
+         (R + 3, 22, "r1", "score.direction: 'sell' is not one of long, short")),
+    rule("rule-score-direction-misspelt", """\
+        - name: r1
+          when: {level: spx-3000, state: breakout}
+          score: {direction: shrt}
+        """,
+         (R + 3, 22, "r1", "score.direction: 'shrt' is not one of long, short (did you mean 'short'?)")),
+    rule("rule-score-unknown-key", """\
+        - name: r1
+          when: {level: spx-3000, state: breakout}
+          score: {instrument: spx, horizon: 5}
+        """,
+         (R + 3, 28, "r1", "score: unknown key 'horizon'; allowed: instrument, direction")),
+    rule("rule-score-empty", """\
+        - name: r1
+          when: {level: spx-3000, state: breakout}
+          score: {}
+        """,
+         (R + 3, 10, "r1", "score: give 'instrument', 'direction' or both")),
+    rule("rule-score-not-a-mapping", """\
+        - name: r1
+          when: {level: spx-3000, state: breakout}
+          score: short
+        """,
+         (R + 3, 10, "r1", "score: expected a mapping, got the string 'short'")),
     rule("rule-for-number", """\
         - name: r1
           when: {level: spx-3000, state: approaching}

@@ -18,6 +18,7 @@ from macrowatch.config.types import (
     BreakoutParams,
     ConsensusFeed,
     ConsensusSources,
+    Direction,
     Duration,
     Feed,
     FeedSource,
@@ -31,6 +32,7 @@ from macrowatch.config.types import (
     Not,
     Outcome,
     ReleaseOutcome,
+    Score,
     Severity,
     Side,
     TemplateField,
@@ -61,7 +63,7 @@ levels:
   spx-range: {instrument: spx, kind: range_high, since: 2019-05-01}
   spx-rangel: {instrument: spx, kind: range_low, since: "2019-05-01", side: support}
 releases:
-  es: {fred_release_id: 50, time: "08:30"}
+  es: {fred_release_id: 50, time: "08:30", briefing: {before: 1h, notify: [trading, ops]}}
   cpi: {fred_release_id: 10, time: 8:30, dates: [2019-08-13, 2019-07-11]}
   fomc: {dates: [2019-07-31], time: "14:00"}
   gdp: {fred_release_id: 53}
@@ -94,6 +96,7 @@ rules:
     chart: spx
     on: [close, release, intraday]
     labels: {thesis: broad-market, tier: 1}
+    score: {instrument: rty, direction: short}
     message: "{spx.name} {spx.close:.2f} vs {spx-2400.price:.0f} ({spx-2400.state}); payrolls {payrolls.actual:+.0f}k"
   - name: bare
     when: {release: cpi-yoy}
@@ -102,6 +105,7 @@ rules:
     for: 4h
     cooldown: 90m
     notify: ops
+    score: {direction: short}
 """
 
 
@@ -170,6 +174,9 @@ def test_releases(full):
     assert (rel["cpi"].time, rel["cpi"].dates) == (dt.time(8, 30), (dt.date(2019, 7, 11), dt.date(2019, 8, 13)))
     assert (rel["fomc"].fred_release_id, rel["fomc"].time) == (None, dt.time(14, 0))
     assert rel["gdp"].time == dt.time(8, 30)  # the default
+    assert (rel["es"].briefing.before.as_timedelta(), rel["es"].briefing.notify) == (dt.timedelta(hours=1),
+                                                                                     ("trading", "ops"))
+    assert rel["cpi"].briefing is None
 
 
 def test_macro(full):
@@ -207,6 +214,7 @@ def test_rule_conditions(full):
         Severity.CRITICAL, ("trading", "ops"), Duration(2, "bars"), Duration(10, "d"), "spx")
     assert rule.on == {Trigger.CLOSE, Trigger.RELEASE, Trigger.INTRADAY}
     assert dict(rule.labels) == {"thesis": "broad-market", "tier": "1"}
+    assert rule.score == Score("rty", Direction.SHORT)
     assert rule.message.fields == (
         TemplateField("spx", "instrument", "name"), TemplateField("spx", "instrument", "close"),
         TemplateField("spx-2400", "level", "price"), TemplateField("spx-2400", "level", "state"),
@@ -219,6 +227,7 @@ def test_rule_defaults(full):
     assert (bare.severity, bare.notify, bare.for_, bare.cooldown, bare.chart, bare.message, dict(bare.labels)) == (
         Severity.WARNING, (), None, None, None, None, {})
     assert bare.on == {Trigger.CLOSE, Trigger.RELEASE}
+    assert bare.score is None and hours.score == Score(None, Direction.SHORT)  # scored on its level's instrument
     assert (hours.for_.as_timedelta(), hours.cooldown.as_timedelta(), hours.notify) == (
         dt.timedelta(hours=4), dt.timedelta(minutes=90), ("ops",))
 

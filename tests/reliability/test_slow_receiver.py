@@ -17,12 +17,12 @@ import zoneinfo
 import pytest
 
 from macrowatch.clock import FakeClock
-from macrowatch.commands import status
 from macrowatch.config.types import Channel
 from macrowatch.model import Alert
 from macrowatch.notify.outbox import Dispatcher
 from macrowatch.notify.send import send
 from macrowatch.runtime.health import Metrics
+from macrowatch.runtime.report import outbox
 from macrowatch.store import open_store
 from store.helpers import was_sent
 from stubs import webhook as webhook_stub
@@ -119,7 +119,7 @@ def test_a_receiver_answering_after_the_timeout_gets_the_alert_at_most_twice_and
     assert [(o.ok, o.repeats) for o in first] == [(False, 1)] and "may have" in first[0].reason
     # The retry's outcome is unknown again: taken as reached, recorded sent; no third copy, no endless retries.
     assert [(o.ok, o.repeats) for o in second] == [(True, 0)] and rest == [[]] * 4
-    report = status._outbox(store)
+    report = outbox(store)  # what `macrowatch status` and the dashboard show
     assert report["possible_repeats"] == 1 and report["repeated"] == [{"key": KEY, "channel": "desk", "repeats": 1}]
     assert any(r.getMessage().startswith(f"possible repeat: alert {KEY} to channel desk") for r in caplog.records)
     assert any("unconfirmed" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)

@@ -58,24 +58,41 @@ def check(config_path: Path, show: bool, for_run: bool) -> None:
 @click.option("--send", "send_alerts", is_flag=True, help="After printing, deliver the alerts through their rules' "
               "channels, charts included (to preview the formatting); per-channel results go to stderr, "
               "exit 1 if any failed.")
-def replay(config_path: Path, data_dir: Path, start, end, fmt: str, send_alerts: bool) -> None:
+@click.option("--skip-missing", is_flag=True, help="When the data directory or the store lacks an instrument or a "
+              "series, leave out the rules that read it (each named on stderr) and replay the rest, instead of "
+              "exit 2 naming what is missing.")
+@click.option("--score", "scored", is_flag=True, help="Also score each alert: its forward returns (entering at the "
+              "session's open before it opens, else at its close; a short for `score: {direction: short}`), then a "
+              "summary per rule and horizon against every session of the window.")
+@click.option("--horizons", metavar="N,M,...", help="Sessions after the entry to score (implies --score). "
+              "Default: 1,5,20.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write a PNG per rule (its returns against the baseline) and index.html with the summary "
+              "to DIR (implies --score).")
+def replay(config_path: Path, data_dir: Path, start, end, fmt: str, send_alerts: bool, skip_missing: bool,
+           scored: bool, horizons: str | None, report_dir: Path | None) -> None:
     """Replay history through the rules: what would each past day have alerted?
 
     \b
     Example:
         macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2019-01-01 --to 2019-12-31
         macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2017-03-01 --to 2017-03-31 --send
+        macrowatch replay -c rules/breakout-jobs.yaml --data ../shared/data --from 2014-01-01 --score --report out
     """
     from macrowatch.commands import replay as command
+    from macrowatch.commands import score
 
-    command.command(config_path, data_dir, start, end, fmt, send_alerts)
+    scoring = score.options(horizons, report_dir) if scored or horizons or report_dir else None
+    command.command(config_path, data_dir, start, end, fmt, send_alerts, skip_missing, scoring)
 
 
 @cli.command("test")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write JUnit XML to FILE: one testsuite per file, one testcase per test.")
-def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
+@click.option("--skip-missing", is_flag=True, help="When `history:` lacks the bars of an instrument, leave out "
+              "the rules that read it, and their expected alerts (each named on stderr), instead of an error.")
+def test_rules(files: tuple[Path, ...], junit_path: Path | None, skip_missing: bool) -> None:
     """Unit-test rules: feed each test's bars and releases to the engine; compare the alerts with `expect`.
 
     Prints PASS or FAIL per test (a failure with a diff of the expected and the actual alerts) and
@@ -104,7 +121,7 @@ def test_rules(files: tuple[Path, ...], junit_path: Path | None) -> None:
     """
     from macrowatch.commands import test as command
 
-    command.command(files, junit_path)
+    command.command(files, junit_path, skip_missing)
 
 
 @cli.command("notify-test")
@@ -173,7 +190,9 @@ def run(config_path: Path) -> None:
               help="Write the charts (and the demo's config and log) here. Default: a new temporary folder.")
 @click.option("--speed", type=click.FloatRange(min=1.0), help="Scenario seconds per real second. Default: "
               "the whole scenario in about 30 s.")
-def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) -> None:
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of running, "
+              "write the scenario as history `replay --data DIR` reads (DIR/prices, DIR/macro) with the demo's config.")
+def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None, data_dir: Path | None) -> None:
     """See macrowatch work in half a minute, offline: the real daemon on a bundled scenario of spring 2017.
 
     The S&P 500 presses on 2400, the Nasdaq 100 makes new highs, the Russell 2000 breaks out falsely, and a
@@ -185,7 +204,13 @@ def demo(urls: tuple[str, ...], charts_dir: Path | None, speed: float | None) ->
     Example:
         macrowatch demo
         macrowatch demo --notify json://127.0.0.1:8000/ --charts ./demo-charts
+        macrowatch demo --data ./demo-data     # write the scenario's bars and payrolls as replay data; no run
     """
+    if data_dir is not None:
+        from macrowatch.commands.demo import data
+
+        data.command(data_dir)
+        return
     from macrowatch.commands.demo import run as command
 
     command.command(urls, charts_dir, speed)
@@ -229,6 +254,36 @@ def calendar_cmd(config_path: Path, days: int) -> None:
     from macrowatch.commands import calendar as command
 
     command.command(config_path, days)
+
+
+@cli.command("briefing")
+@click.argument("release", required=False)
+@config_option
+@click.option("--data", "data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="History as `replay --data` reads it; with --at, the briefing of the first release after TIME.")
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M",
+                                                  "%Y-%m-%d %H:%M"]), metavar="TIME",
+              help="With --data: the moment of the briefing, e.g. 2017-05-05T08:00-04:00 (no offset: the config's "
+              "time zone).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--send", is_flag=True, help="Also deliver it through the release's `briefing.notify` channels "
+              "(chart included); per-channel results go to stderr, exit 1 if any failed.")
+def briefing_cmd(release: str | None, config_path: Path, data_dir: Path | None, at, fmt: str, send: bool) -> None:
+    """The next release's briefing, now: per macro series its consensus and the thresholds of a beat and a miss,
+    and per rule on the release whether a beat, an inline print or a miss would fire it (the engine's own answer,
+    on a copy of its state), with its other conditions as they stand.
+
+    From the store (what `macrowatch run` keeps); or, with --data DIR --at TIME, at a past moment.
+
+    \b
+    Example:
+        macrowatch briefing -c rules/breakout-jobs.yaml
+        macrowatch briefing employment-situation -c rules/breakout-jobs.yaml \\
+            --data ../shared/data --at 2017-05-05T08:00-04:00
+    """
+    from macrowatch.commands import briefing as command
+
+    command.command(config_path, release, data_dir, at, fmt, send)
 
 
 def main() -> None:

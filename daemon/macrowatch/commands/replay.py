@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from macrowatch.clock import Clock
+from macrowatch.commands import missing, score
 from macrowatch.commands.common import load_or_exit, quiet
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
@@ -35,39 +36,75 @@ from macrowatch.store import StoreError, open_store
 
 
 def command(config_path: Path, data_dir: Path, start: dt.datetime | None, end: dt.datetime | None, fmt: str,
-            send_alerts: bool) -> None:
+            send_alerts: bool, skip_missing: bool = False, scoring: score.Options | None = None) -> None:
     """Print the alerts of `start`..`end` as text lines or JSON; with `send_alerts`, deliver them (exit 1 when a
-    channel failed). Exit 2 for bad data."""
+    channel failed). Exit 2 for bad data, or for missing data without `skip_missing` (with it, the rules that read
+    the missing inputs are left out, each named)."""
     config = load_or_exit(config_path, channels=False)  # --send says per channel what it could not deliver
     start_d, end_d = (start.date() if start else None), (end.date() if end else None)
     if start_d and end_d and start_d > end_d:
         raise click.BadParameter("--from is after --to", param_hint="--from")
+    full = config
     try:
-        history = load_history(config, data_dir) if data_dir is not None else store_history(config, config_path)
+        config, history, left_out = (data_history(config, config_path, data_dir, skip_missing) if data_dir is not None
+                                     else store_history(config, config_path, skip_missing))
     except (files.DataError, StoreError) as exc:
         click.echo(f"macrowatch replay: {exc}", err=True)
         sys.exit(2)
-    for warning in history.warnings:
+    for warning in [*left_out, *history.warnings]:
         click.echo(f"macrowatch replay: warning: {warning}", err=True)
+    if full.rules and not config.rules:
+        click.echo("macrowatch replay: every rule is left out (above): nothing to replay; "
+                   f"{get(config_path, data_dir)}", err=True)
+        sys.exit(2)
     zone = zoneinfo.ZoneInfo(config.timezone)
     last = data_end(config, history)
     if start_d and last and start_d > last[0]:
         click.echo(f"macrowatch replay: warning: --from {start_d} is past the end of the data: its last day is "
                    f"{last[0]} ({last[1]}); nothing to replay", err=True)
     alerts = run(Engine(config), history, start_d, end_d, config.timezone)
-    for alert in alerts:
+    scores = score.score(config, history, alerts, start_d, end_d, scoring.horizons) if scoring else None
+    for k, alert in enumerate(alerts):
         alert = dataclasses.replace(alert, at=alert.at.astimezone(zone))
-        click.echo(json.dumps(alert.to_json()) if fmt == "jsonl" else alert_line(alert))
+        if fmt == "jsonl":
+            click.echo(json.dumps(alert.to_json() | (scores.alert_json(k) if scores else {})))
+        else:
+            click.echo(alert_line(alert) + (scores.alert_text(k) if scores else ""))
     if fmt == "text":
         click.echo(f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}", err=True)
+    if scores:
+        score.show(scores, fmt, scoring.report)
     if send_alerts and not send_replayed(config, history, alerts):
         sys.exit(1)
 
 
-def store_history(config: Config, config_path: Path) -> History:
-    """Everything the config's store holds (bars and vintages saved by `fetch` and `run`, the feeds' forecasts as
-    they were seen), read only. An instrument or series the store lacks is a DataError naming it and the command
-    that gets it: a replay of part of the inputs would say alerts the full rule set would not."""
+def data_history(config: Config, config_path: Path, data_dir: Path,
+                 skip_missing: bool = False) -> tuple[Config, History, list[str]]:
+    """The config to replay, the data directory's history and the lines of the rules left out. A price or vintage
+    file the directory lacks is one DataError naming every missing one and the ways to get them; with
+    `skip_missing`, the rules that read them are left out instead (missing.leave_out)."""
+    lacking = missing.in_directory(config, data_dir)
+    lines: list[str] = []
+    if lacking and not skip_missing:
+        raise files.DataError(f"{data_dir} lacks the history of {lacking.listing(config)}: "
+                              f"{get(config_path, data_dir)}; {missing.SKIP_HINT}")
+    if lacking:
+        config, lines = missing.leave_out(config, lacking.instruments, lacking.series, str(data_dir))
+    return config, load_history(config, data_dir), lines
+
+
+def get(config_path: Path, data_dir: Path | None) -> str:
+    """How missing history is got: `fetch` into the store (or, for a data directory, the files added)."""
+    fetch = f"`macrowatch fetch -c {config_path}` gets it"
+    return f"{fetch} into the store (then replay without --data), or add the files" if data_dir else fetch
+
+
+def store_history(config: Config, config_path: Path,
+                  skip_missing: bool = False) -> tuple[Config, History, list[str]]:
+    """The config to replay, everything its store holds (bars and vintages saved by `fetch` and `run`, the feeds'
+    forecasts as they were seen; read only) and the lines of the rules left out. An instrument or series the store
+    lacks is a DataError naming it and the command that gets it: a replay of part of the inputs would say alerts the
+    full rule set would not. With `skip_missing`, the rules that read them are left out instead."""
     fetch = f"`macrowatch fetch -c {config_path}`"
     try:
         store = open_store_for(config, read_only=True)
@@ -75,12 +112,14 @@ def store_history(config: Config, config_path: Path) -> History:
         raise StoreError(f"{exc}; {fetch} fills it (or give --data DIR)") from None
     with store:
         history = unseen(config, store, Engine(config), dt.datetime.max.replace(tzinfo=dt.UTC), lambda _key: True)
-        missing = [f"instrument {iid} ({inst.symbol})" for iid, inst in config.instruments.items()
-                   if iid not in history.bars]
-        missing += [f"series {s}" for s in sorted({m.series for m in config.macro.values()}) if not store.vintages(s)]
-    if missing:
-        raise files.DataError(f"the store has no history of {', '.join(missing)}: {fetch} gets it")
-    return history
+        lacking = missing.in_store(config, history, store)
+    if lacking and not skip_missing:
+        raise files.DataError(f"the store has no history of {lacking.listing(config)}: {get(config_path, None)}; "
+                              f"{missing.SKIP_HINT}")
+    if not lacking:
+        return config, history, []
+    config, lines = missing.leave_out(config, lacking.instruments, lacking.series, "the store")
+    return config, history, lines
 
 
 def data_end(config: Config, history: History) -> tuple[dt.date, str] | None:
@@ -107,8 +146,12 @@ def send_replayed(config: Config, history: History, alerts: list[Alert]) -> bool
             open_store(Path(tmp) / "outbox.sqlite") as store:
         dispatcher = Dispatcher(store, config.channels, clock, chart_for=chart_for,
                                 context=Context.from_config(config))
+        # The outbox sends the longest waiting first, ties by alert key (the rule's name first): each alert is
+        # queued a microsecond after the one before, so that every channel gets them in the order printed.
         now = clock.now()
-        dispatcher.submit(alerts, now)
+        for i, alert in enumerate(alerts):
+            dispatcher.submit([alert], now + dt.timedelta(microseconds=i))
+        now += dt.timedelta(microseconds=len(alerts))
         with quiet("macrowatch.notify.send", "macrowatch.notify.outbox"):  # the lines below say it, once
             outcomes = dispatcher.deliver_due(now)
     wanted = Counter(ch for a in alerts for ch in dict.fromkeys(a.notify))
@@ -155,7 +198,7 @@ def load_history(config: Config, data_dir: Path) -> History:
     all_prints = []
     for macro in config.macro.values():
         if macro.series not in vintages:
-            path = data_dir / "macro" / f"{macro.series}.csv"
+            path = missing.series_file(data_dir, macro.series)
             vintages[macro.series] = files.read_vintages(path)
             if not vintages[macro.series]:
                 users = [m.id for m in config.macro.values() if m.series == macro.series]

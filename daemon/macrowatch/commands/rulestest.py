@@ -153,9 +153,9 @@ class Suite:
 
 # ---- loading ----------------------------------------------------------------------------------------
 
-def load(path: Path, calendars: Callable[[], frozenset[str]] | None = None) -> Suite:
+def load(path: Path, calendars: Callable[[], frozenset[str]] | None = None, skip_missing: bool = False) -> Suite:
     """Read and check a test file; raise ConfigError listing every problem as FILE:LINE:COL, NotATestFile for a
-    config."""
+    config. `skip_missing`: instruments `history:` lacks leave their rules out (testhistory.leave_out)."""
     problems = Problems()
     r = Reader(problems)
     root = load_file(path, problems)
@@ -165,15 +165,17 @@ def load(path: Path, calendars: Callable[[], frozenset[str]] | None = None) -> S
     f = r.mapping(root, "test file", FILE_KEYS, ["config", "tests"]) if root is not None else None
     config = _config(r, f["config"], path, calendars) if f and "config" in f else None
     # The tests' ids are checked against the config: with a broken config, its errors come first.
-    warm: dict[str, list[Bar]] = {}
+    warm = testhistory.Warm()
     if config is not None and "history" in f:
         config_file = None if f["config"].is_map else path.parent / str(f["config"].value)
-        warm = testhistory.read(r, f["history"], path, config, _tested(f.get("tests"), config), config_file)
-    cases = _cases(r, f["tests"], config, warm) if config is not None and "tests" in f else []
+        warm = testhistory.read(r, f["history"], path, config, _tested(f.get("tests"), config), config_file,
+                                skip_missing)
+    cases = _cases(r, f["tests"], config, warm.bars) if config is not None and "tests" in f else []
     if problems.errors or config is None:
         raise ConfigError(problems.errors)
-    warnings = [Problem(loc, f"test {case.name!r}: {message}", warning=True)
-                for case, loc in cases for message in testhistory.short_levels(config, case.history.bars)]
+    config, cases, warnings = testhistory.leave_out(config, cases, warm, f["history"].loc if "history" in f else None)
+    warnings += [Problem(loc, f"test {case.name!r}: {message}", warning=True)
+                 for case, loc in cases for message in testhistory.short_levels(config, case.history.bars)]
     return Suite(path, config, tuple(case for case, _ in cases), tuple(warnings))
 
 

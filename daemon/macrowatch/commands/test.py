@@ -28,12 +28,13 @@ from macrowatch.runtime import history
 from macrowatch.sources.calendar import calendar_names
 
 
-def command(files: tuple[Path, ...], junit_path: Path | None) -> None:
-    """Load every file (exit 2 listing all their problems), run every test; exit 0 when all pass, else 1."""
+def command(files: tuple[Path, ...], junit_path: Path | None, skip_missing: bool = False) -> None:
+    """Load every file (exit 2 listing all their problems), run every test; exit 0 when all pass, else 1.
+    `skip_missing`: the rules reading an instrument a file's `history:` lacks are left out, with a warning."""
     suites, problems, configs = [], [], []
     for path in files:  # every file is read before any runs, so that all problems are reported at once
         try:
-            suites.append(rulestest.load(path, calendar_names))
+            suites.append(rulestest.load(path, calendar_names, skip_missing))
         except ConfigError as exc:
             problems.extend(exc.problems)
         except rulestest.NotATestFile as exc:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from macrowatch.commands import missing
 from macrowatch.commands.replay import load_history
 from macrowatch.config.fields import Reader
+from macrowatch.config.problems import Loc, Problem
 from macrowatch.config.types import Config, Level, LevelKind
 from macrowatch.config.yamlsrc import YNode
 from macrowatch.model import Bar
@@ -19,10 +23,25 @@ from macrowatch.runtime.wiring import open_store_for
 from macrowatch.sources import files
 from macrowatch.store import StoreError
 
+Case = TypeVar("Case")  # rulestest.Case (rulestest imports this module: no import back)
+
+SKIP = "macrowatch test --skip-missing"
+
+
+@dataclass(frozen=True)
+class Warm:
+    """The bars of `history:` per instrument; with `--skip-missing`, the instruments it lacks and what lacks them
+    ("the store", or the data directory)."""
+
+    bars: dict[str, list[Bar]] = field(default_factory=dict)
+    lacking: tuple[str, ...] = ()
+    where: str = ""
+
 
 def read(r: Reader, node: YNode, path: Path, config: Config, instruments: Iterable[str],
-         config_file: Path | None) -> dict[str, list[Bar]]:
-    """The bars of `history:` per instrument the tests give bars for; an error for each one it lacks.
+         config_file: Path | None, skip_missing: bool = False) -> Warm:
+    """The bars of `history:` per instrument the tests give bars for; an error for each one it lacks (with
+    `skip_missing`, the lacking ones are listed in the Warm instead: `leave_out` leaves their rules out).
 
     `store`: the config's store, read-only (what `fetch` and `run` saved); else a data directory relative to the
     test file, read as `replay --data` reads it. `config_file`: the config to name in `macrowatch fetch -c` (None
@@ -30,41 +49,73 @@ def read(r: Reader, node: YNode, path: Path, config: Config, instruments: Iterab
     """
     text = r.string(node, "history")
     if text is None:
-        return {}
+        return Warm()
     if text == "store":
         fetch = f"macrowatch fetch -c {config_file if config_file is not None else 'CONFIG'}"
-        return _from_store(r, node, config, instruments, fetch)
+        return _from_store(r, node, config, instruments, fetch, skip_missing)
     data_dir = path.parent / text
     if not data_dir.is_dir():
         r.error(node.loc, f"history: expected `store` or a data directory (with prices/<SYMBOL>.csv, as `macrowatch "
                           f"replay --data` reads), got {text!r}: {data_dir} is not a directory")
-        return {}
+        return Warm()
+    lacking = missing.in_directory(config, data_dir, instruments, series=False).instruments
+    for iid, file in lacking.items() if not skip_missing else ():
+        r.error(node.loc, f"history: {data_dir} lacks the bars of {iid} ({config.instruments[iid].symbol}): "
+                          f"{file} not found; add it, or `{SKIP}` leaves out the rules that read {iid}")
     out = {}
-    for iid in instruments:
-        # One instrument at a time and no macro series: each missing price file is named, and no macro file is read.
+    for iid in (i for i in instruments if i not in lacking):
+        # One instrument at a time and no macro series: each bad price file is named, and no macro file is read.
         alone = dataclasses.replace(config, instruments={iid: config.instruments[iid]}, macro={})
         try:
             out[iid] = load_history(alone, data_dir).bar_list(iid)
         except files.DataError as exc:
             r.error(node.loc, f"history: bars of {iid}: {exc}")
-    return out
+    return Warm(out, tuple(lacking) if skip_missing else (), str(data_dir))
 
 
 def _from_store(r: Reader, node: YNode, config: Config, instruments: Iterable[str],
-                fetch: str) -> dict[str, list[Bar]]:
-    out = {}
+                fetch: str, skip_missing: bool) -> Warm:
+    out, lacking = {}, []
     try:
         with open_store_for(config, read_only=True) as store:
             for iid in instruments:
                 bars = store.bars(iid)
                 if bars:
                     out[iid] = bars
+                elif skip_missing:
+                    lacking.append(iid)
                 else:
                     r.error(node.loc, f"history: store: the store has no bars of {iid} "
-                                      f"({config.instruments[iid].symbol}); `{fetch}` gets them")
+                                      f"({config.instruments[iid].symbol}); `{fetch}` gets them, or `{SKIP}` leaves "
+                                      f"out the rules that read {iid}")
     except StoreError as exc:
         r.error(node.loc, f"history: store: {exc}; `{fetch}` fills it")
-    return out
+    return Warm(out, tuple(lacking), "the store")
+
+
+def leave_out(config: Config, cases: list[tuple[Case, Loc]], warm: Warm,
+              loc: Loc | None) -> tuple[Config, list[tuple[Case, Loc]], list[Problem]]:
+    """With instruments `history:` lacks (`--skip-missing`): the config without the rules that read them, the tests
+    without their bars and without the expected alerts of those rules, and a warning for each rule left out and
+    each test whose expected alerts were cut. When no rule is left, no test runs (a pass would check nothing)."""
+    if not warm.lacking or loc is None:
+        return config, cases, []
+    reduced, lines = missing.leave_out(config, warm.lacking, (), warm.where)
+    warnings = [Problem(loc, f"history: {line}", warning=True) for line in lines]
+    if not reduced.rules:
+        warnings.append(Problem(loc, "history: every rule is left out: no test of this file runs", warning=True))
+        return reduced, [], warnings
+    kept = {rule.name for rule in reduced.rules}
+    out = []
+    for case, where in cases:
+        cut = list(dict.fromkeys(e.rule for e in case.expect if e.rule not in kept))
+        if cut:
+            warnings.append(Problem(where, f"test {case.name!r}: the expected alerts of {', '.join(cut)} are not "
+                                           "checked (left out)", warning=True))
+        bars = {iid: b for iid, b in case.history.bars.items() if iid in reduced.instruments}
+        out.append((dataclasses.replace(case, history=dataclasses.replace(case.history, bars=bars),
+                                        expect=tuple(e for e in case.expect if e.rule in kept)), where))
+    return reduced, out, warnings
 
 
 def short_levels(config: Config, bars: Mapping[str, list[Bar]]) -> list[str]:

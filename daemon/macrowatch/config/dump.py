@@ -63,6 +63,7 @@ def dump(config: Config) -> dict[str, Any]:
         | ({"fred_release_id": r.fred_release_id} if r.fred_release_id else {})
         | ({"bls": r.bls} if r.bls else {})
         | ({"dates": [d.isoformat() for d in r.dates]} if r.dates else {})
+        | ({"briefing": {"before": str(r.briefing.before), "notify": list(r.briefing.notify)}} if r.briefing else {})
         for r in config.releases.values()}
     out["macro"] = {m.id: _macro(m) for m in config.macro.values()}
     out["channels"] = {c.id: c.source for c in config.channels.values()}
@@ -136,5 +137,7 @@ def _rule(r: Rule) -> dict[str, Any]:
                            "on": sorted(t.value for t in r.on)}
     optional = {"notify": list(r.notify), "for": r.for_ and str(r.for_),
                 "cooldown": r.cooldown and str(r.cooldown), "chart": r.chart,
-                "message": r.message and r.message.text, "labels": dict(r.labels) or None}
+                "message": r.message and r.message.text, "labels": dict(r.labels) or None,
+                "score": r.score and {"direction": r.score.direction.value}
+                | ({"instrument": r.score.instrument} if r.score.instrument else {})}
     return out | {k: v for k, v in optional.items() if v}

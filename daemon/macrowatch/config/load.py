@@ -221,6 +221,7 @@ def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_
                         "macro series must differ, as message templates name them alone")
             else:
                 seen[ident] = section
+    _briefing_channels(r, releases, channels, entries, misspelt)
     for ch in channels.values():
         if ch is None or (for_run is None and (ch.missing or not ch.urls)):
             continue  # for_run None: the command sends nothing, an unset channel is no concern of it
@@ -233,6 +234,22 @@ def _cross_check(r: Reader, instruments, levels, releases, macro, channels, for_
                                                               "environment; this channel cannot deliver")
         else:
             sections.check_channel_urls(r, ch)
+
+
+def _briefing_channels(r: Reader, releases, channels, entries, misspelt) -> None:
+    """Each channel a release's `briefing.notify` names must be one of the config's (the releases are parsed before
+    the channels, so the check is here)."""
+    for rid, release in releases.items():
+        if release is None or release.briefing is None:
+            continue
+        node = entries["releases"][rid].node.value["briefing"].value["notify"]
+        where = {item.value: item.loc for item in (node.value if node.is_list else [node])
+                 if isinstance(item.value, str)}
+        for name in release.briefing.notify:
+            if name not in channels and name not in misspelt.get("channels", ()):
+                r.error(where.get(name, node.loc), f"releases.{rid}.briefing.notify: unknown channel {name!r}"
+                                                   f"{suggest(name, channels)}{known_ids(channels)}")
+                releases[rid] = None
 
 
 def _rules(r: Reader, items: list[_Item], known: rules_mod.Known, where: Loc, invalid: bool) -> list:

@@ -17,6 +17,7 @@ from macrowatch.config.types import (
     AnyOf,
     Channel,
     Condition,
+    Direction,
     Instrument,
     Level,
     LevelEntered,
@@ -29,6 +30,7 @@ from macrowatch.config.types import (
     Outcome,
     ReleaseOutcome,
     Rule,
+    Score,
     Severity,
     Template,
     TemplateField,
@@ -36,7 +38,7 @@ from macrowatch.config.types import (
 )
 from macrowatch.config.yamlsrc import YNode
 
-RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels"]
+RULE_KEYS = ["name", "when", "severity", "notify", "for", "cooldown", "chart", "message", "on", "labels", "score"]
 MAX_CONDITION_DEPTH = 16
 MAX_FORMAT_WIDTH = 200
 INSTRUMENT_TESTS = ["narrow_range", "new_high", "new_low"]  # what an instrument atom asks of its closes
@@ -319,15 +321,34 @@ def _rule(r: Reader, node: YNode, known: Known) -> Rule | None:
     message = template(r, f["message"], known) if "message" in f else None
     on = _triggers(r, f["on"]) if "on" in f else frozenset({Trigger.CLOSE, Trigger.RELEASE})
     labels = _labels(r, f["labels"]) if "labels" in f else {}
+    score = _score(r, f["score"], known) if "score" in f else None
     if "notify" in f and len(set(notify)) != len(notify):
         r.error(f["notify"].loc, "notify: a channel is listed twice")
         return None
     parsed = [name, when, severity, on, labels, *notify]
-    optional = [("for", for_), ("cooldown", cooldown), ("chart", chart), ("message", message)]
+    optional = [("for", for_), ("cooldown", cooldown), ("chart", chart), ("message", message), ("score", score)]
     if None in parsed or any(key in f and value is None for key, value in optional):
         return None
-    return Rule(name, when, Severity(severity), notify, for_, cooldown, chart, message, on, labels,
+    return Rule(name, when, Severity(severity), notify, for_, cooldown, chart, message, on, labels, score,
                 loc=node.loc)
+
+
+def _score(r: Reader, node: YNode, known: Known) -> Score | None:
+    """`score: {instrument: ID, direction: long|short}`: either key may be left out, not both."""
+    f = r.mapping(node, "score", ["instrument", "direction"])
+    if f is None:
+        return None
+    if not f:
+        if not node.value:  # else an unknown key is the error, already reported
+            r.error(node.loc, "score: give 'instrument', 'direction' or both")
+        return None
+    inst = _ref(r, f["instrument"], "score.instrument", known.instruments, "instrument",
+                known.hidden("instruments")) if "instrument" in f else None
+    directions = [d.value for d in Direction]
+    direction = r.choice(f["direction"], "score.direction", directions) if "direction" in f else Direction.LONG
+    if direction is None or ("instrument" in f and inst is None):
+        return None
+    return Score(inst, Direction(direction), loc=node.loc)
 
 
 def _triggers(r: Reader, node: YNode) -> frozenset[Trigger] | None:

@@ -13,6 +13,7 @@ from macrowatch.config.types import (
     BLS_SERIES_ID,
     BlsSource,
     BreakoutParams,
+    Briefing,
     Channel,
     ConsensusFeed,
     ConsensusSources,
@@ -241,9 +242,26 @@ def level(r: Reader, lid: str, node: YNode, defaults: BreakoutParams) -> Level |
 CALENDAR_KEYS = ("fred_release_id", "bls", "dates")  # where a release's dates come from (at least one)
 
 
+def briefing(r: Reader, node: YNode, what: str) -> Briefing | None:
+    """`releases.ID.briefing: {before: DURATION, notify: [CHANNEL...]}`; the channels are checked against the
+    config's in load.py (they are parsed after the releases)."""
+    f = r.mapping(node, what, ["before", "notify"], required=["before", "notify"])
+    if f is None or "before" not in f or "notify" not in f:
+        return None
+    before = r.duration(f["before"], f"{what}.before", bars=False)
+    items = r.string_list(f["notify"], f"{what}.notify")
+    notify = tuple(name for name, _loc in items)
+    if len(set(notify)) != len(notify):
+        r.error(f["notify"].loc, f"{what}.notify: a channel is listed twice")
+        return None
+    if before is None or not notify:  # a bad channel name was reported by string_list
+        return None
+    return Briefing(before, notify, loc=node.loc)
+
+
 def release(r: Reader, rid: str, node: YNode) -> Release | None:
     what = f"releases.{rid}"
-    f = r.mapping(node, what, ["fred_release_id", "bls", "time", "dates"])
+    f = r.mapping(node, what, ["fred_release_id", "bls", "time", "dates", "briefing"])
     if f is None:
         return None
     ok = any(key in f for key in CALENDAR_KEYS)
@@ -261,13 +279,14 @@ def release(r: Reader, rid: str, node: YNode) -> Release | None:
             r.error(d.loc, f"{what}.dates: expected a list of dates")
         else:
             dates = [r.date(item, f"{what}.dates") for item in d.value]
+    brief = briefing(r, f["briefing"], f"{what}.briefing") if "briefing" in f else None
     if not ok or at is None or None in dates or ("fred_release_id" in f and fred_id is None) \
-            or ("bls" in f and title is None):
+            or ("bls" in f and title is None) or ("briefing" in f and brief is None):
         return None
     if len(set(dates)) != len(dates):
         r.error(f["dates"].loc, f"{what}.dates: a date is listed twice")
         return None
-    return Release(rid, at, fred_id, tuple(sorted(dates)), title, loc=node.loc)
+    return Release(rid, at, fred_id, tuple(sorted(dates)), title, brief, loc=node.loc)
 
 
 def bls_series(r: Reader, node: YNode, what: str) -> str | None:

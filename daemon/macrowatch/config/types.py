@@ -116,6 +116,13 @@ class Trigger(enum.StrEnum):
     INTRADAY = "intraday"
 
 
+class Direction(enum.StrEnum):
+    """Which way a rule's alerts are scored (replay --score): a long return, or the short (negated) one."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
 @dataclass(frozen=True)
 class Duration:
     """`N bars` (session closes) or elapsed time (`Nd`, `Nh`, `Nm`)."""
@@ -173,12 +180,23 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Briefing:
+    """`briefing: {before: 30m, notify: [...]}`: a message this long before each release of it, saying what its
+    rules would do on a beat, inline print or miss (engine/whatif.py)."""
+
+    before: Duration                  # elapsed time (d, h, m), never bars
+    notify: tuple[str, ...] = ()
+    loc: Loc = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Release:
     id: str
     time: dt.time
     fred_release_id: int | None = None
     dates: tuple[dt.date, ...] = ()
     bls: str | None = None            # the title of its events in the BLS schedule ("Employment Situation")
+    briefing: Briefing | None = None
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 
@@ -344,6 +362,17 @@ class Template:
 
 
 @dataclass(frozen=True)
+class Score:
+    """`score: {instrument: ID, direction: long|short}`: what a rule's alerts are scored on (replay --score).
+
+    No instrument: the rule's chart, else the first level or instrument its condition names."""
+
+    instrument: str | None = None
+    direction: Direction = Direction.LONG
+    loc: Loc = field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     when: Condition
@@ -355,6 +384,7 @@ class Rule:
     message: Template | None = None
     on: frozenset[Trigger] = frozenset({Trigger.CLOSE, Trigger.RELEASE})
     labels: Mapping[str, str] = field(default_factory=dict)
+    score: Score | None = None
     loc: Loc = field(default=NOWHERE, compare=False, repr=False)
 
 

@@ -102,6 +102,15 @@ def judge(actual: float, consensus: float | None, beat_by: float, higher_is: str
     return surprise, outcome
 
 
+def baseline(firsts: list[float]) -> tuple[float | None, str]:
+    """(consensus, source) of a release no consensus was given for: the mean of the last 12 first prints, or
+    (None, "none") with fewer."""
+    if len(firsts) < BASELINE_PRINTS:
+        return None, "none"
+    mean = sum(firsts[-BASELINE_PRINTS:]) / BASELINE_PRINTS
+    return mean, f"baseline: mean of the last {BASELINE_PRINTS} first prints"
+
+
 def assess(macro: Macro, at: dt.datetime, period: dt.date, actual: float, prior: float | None,
            consensus: Mapping[dt.date, float], consensus_label: str | Mapping[dt.date, str],
            firsts: list[float]) -> Print:
@@ -110,11 +119,8 @@ def assess(macro: Macro, at: dt.datetime, period: dt.date, actual: float, prior:
     if period in consensus:
         cons = consensus[period]
         source = consensus_label if isinstance(consensus_label, str) else consensus_label[period]
-    elif len(firsts) >= BASELINE_PRINTS:
-        cons = sum(firsts[-BASELINE_PRINTS:]) / BASELINE_PRINTS
-        source = f"baseline: mean of the last {BASELINE_PRINTS} first prints"
     else:
-        cons, source = None, "none"
+        cons, source = baseline(firsts)
     surprise, outcome = judge(actual, cons, macro.beat_by, macro.higher_is)
     return Print(macro.id, at, period, actual, prior, cons, source, surprise, outcome)
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from macrowatch.config.types import Channel
 from macrowatch.model import Alert
+from macrowatch.notify import briefing
 from macrowatch.notify import render as render_mod
 from macrowatch.notify.render import Context, Kind, kind_of
 from macrowatch.store.base import Fenced
@@ -109,8 +110,10 @@ def deliver_each(alert: Alert, channel: Channel, send: SendFn, png: bytes | None
             groups.setdefault(kind_of(url), []).append(url)
     failures, unconfirmed = [], []
     done, maybe = set(reached), set(unsure)
+    # A briefing (runtime/briefings.py) has its own text, from its evidence.
+    render = briefing.render if alert.trigger == "briefing" else render_mod.render
     for kind, urls in groups.items():
-        message = render_mod.render(alert, kind, context)
+        message = render(alert, kind, context)
         for url in urls:
             result = send([url], message.title, message.body, png, timeout, markup=message.markup)
             unknown = bool(getattr(result, "unknown", False))

@@ -124,6 +124,8 @@ def when_line(alert: Any, context: Context) -> str:
 def evidence_lines(alert: Any, context: Context | None = None) -> list[tuple[str, bool, str]]:
     """(condition, whether it held, what it saw in words) for each condition of the alert."""
     context = context or Context()
+    if getattr(alert, "trigger", None) == "briefing":
+        return []  # its evidence is the what-if as data (notify/briefing.py says it), no conditions of its own
     return [(str(key), bool(entry.get("holds")) if isinstance(entry, Mapping) else False,
              _clip(describe(str(key), entry, context)))
             for key, entry in alert.evidence.items()]

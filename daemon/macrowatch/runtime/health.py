@@ -1,4 +1,5 @@
-"""Health over HTTP: `/healthz` for probes and `/metrics` in Prometheus' text format; no dependency.
+"""Health over HTTP: `/healthz` for probes and `/metrics` in Prometheus' text format; no dependency. Any other
+page (the dashboard, dashboard.py) comes from the `pages` given; every path answers GET and HEAD only.
 
     metrics = Metrics()
     metrics.inc("macrowatch_polls_total", source="prices")
@@ -159,6 +160,26 @@ def _value_text(value: float) -> str:
 # ---- the HTTP endpoint ------------------------------------------------------------------------------
 
 Healthy = Callable[[], tuple[bool, str]]
+ALLOWED = "GET, HEAD"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a `Pages`: status, content type, body and how long a browser may keep it."""
+
+    status: int
+    content_type: str
+    body: bytes
+    cache: str = "no-store"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Pages(Protocol):
+    """The pages served beside /healthz and /metrics (the dashboard); reads only."""
+
+    def page(self, path: str) -> Page | None:
+        """The page at `path` (without its query), or None when there is none (404)."""
+        ...
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -172,39 +193,70 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._answer(send_body=False)
 
+    def __getattr__(self, name: str):
+        # http.server looks up do_<METHOD>: every method but GET and HEAD is refused, nothing here changes state.
+        if name.startswith("do_"):
+            return self._refuse
+        raise AttributeError(name)
+
+    def _refuse(self) -> None:
+        self.close_connection = True  # a request body left unread must not be taken for the next request
+        self._send(_text(405, f"method {self.command} not allowed: {ALLOWED} only\n"), True, {"Allow": ALLOWED})
+
     def _answer(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
         if path == "/healthz":
             ok, reason = self.server.check()
-            status, body, ctype = (200 if ok else 503), reason + "\n", "text/plain; charset=utf-8"
+            page = _text(200 if ok else 503, reason + "\n")
         elif path == "/metrics":
             ok, _reason = self.server.check()
             self.server.metrics.set("macrowatch_up", 1 if ok else 0)
-            status, body, ctype = 200, self.server.metrics.render(), CONTENT_TYPE
+            page = Page(200, CONTENT_TYPE, self.server.metrics.render().encode("utf-8"))
         else:
-            status, body, ctype = 404, "not found: try /healthz or /metrics\n", "text/plain; charset=utf-8"
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
+            page = self._page(path)
+        self._send(page, send_body)
+
+    def _page(self, path: str) -> Page:
+        pages = self.server.pages
+        try:
+            page = pages.page(path) if pages is not None else None
+        except Exception:  # noqa: BLE001 - one failing page must not take the endpoint down
+            log.warning("page %s failed", path, exc_info=True)
+            return _text(500, "this page failed; the daemon's log says why\n")
+        if page is None:
+            return _text(404, "not found: try " + ("/, " if pages is not None else "") + "/healthz or /metrics\n")
+        return page
+
+    def _send(self, page: Page, send_body: bool, headers: dict[str, str] | None = None) -> None:
+        self.send_response(page.status)
+        self.send_header("Content-Type", page.content_type)
+        self.send_header("Content-Length", str(len(page.body)))
+        self.send_header("Cache-Control", page.cache)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (*page.headers, *(headers or {}).items()):
+            self.send_header(name, value)
         self.end_headers()
         if send_body:
-            self.wfile.write(data)
+            self.wfile.write(page.body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         """Silent: a scrape every 15 s would otherwise fill the journal."""
+
+
+def _text(status: int, text: str) -> Page:
+    return Page(status, "text/plain; charset=utf-8", text.encode("utf-8"))
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up the daemon's exit
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], metrics: Metrics, healthy: Healthy):
+    def __init__(self, address: tuple[str, int], metrics: Metrics, healthy: Healthy, pages: Pages | None = None):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.metrics = metrics
         self._healthy = healthy
+        self.pages = pages
         super().__init__(address, _Handler)
 
     def handle_error(self, request: object, client_address: tuple) -> None:
@@ -227,14 +279,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class HealthServer:
-    """`/healthz` (200 with "ok" or the check's note, such as a standby's; 503 with the reason) and `/metrics`
-    on host:port, served from a thread."""
+    """`/healthz` (200 with "ok" or the check's note, such as a standby's; 503 with the reason), `/metrics` and
+    the `pages` (the dashboard) on host:port, served from a thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9108, metrics: Metrics | None = None,
-                 healthy: Healthy = lambda: (True, "ok")):
+                 healthy: Healthy = lambda: (True, "ok"), pages: Pages | None = None):
         self.host, self._port = host, port
         self.metrics = metrics if metrics is not None else Metrics()
         self.healthy = healthy
+        self.pages = pages
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -253,7 +306,7 @@ class HealthServer:
         """Bind and serve in a daemon thread; raises OSError when the address is taken."""
         if self._server is not None:
             return
-        self._server = _Server((self.host, self._port), self.metrics, self.healthy)
+        self._server = _Server((self.host, self._port), self.metrics, self.healthy, self.pages)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="macrowatch-health", daemon=True)
         self._thread.start()

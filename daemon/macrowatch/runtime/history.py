@@ -81,6 +81,18 @@ def stored_forecasts(config: Config, store: Store) -> files.Seen | None:
     return forecasts_seen(store.forecasts()) if any(m.feeds for m in config.macro.values()) else None
 
 
+def coming_period(vintages: list[Vintage], at: dt.date | dt.datetime) -> dt.date:
+    """The reference period of a coming release at `at`: the one after the newest the vintages have, by the step
+    between their last two (else the month before the release's)."""
+    periods = sorted({v.date for v in vintages})
+    if len(periods) >= 2:
+        step = (periods[-1].year - periods[-2].year) * 12 + periods[-1].month - periods[-2].month
+        months = periods[-1].year * 12 + periods[-1].month - 1 + step
+    else:
+        months = at.year * 12 + at.month - 2
+    return dt.date(months // 12, months % 12 + 1, 1)
+
+
 def coming_consensus(macro: Macro, at: dt.datetime, vintages: list[Vintage], seen: files.Seen | None
                      ) -> tuple[dt.date, float, str] | None:
     """(reference period, value, source) of the consensus a coming release at `at` would be judged against now,
@@ -90,13 +102,7 @@ def coming_consensus(macro: Macro, at: dt.datetime, vintages: list[Vintage], see
 
     Raises DataError for a consensus file that does not read.
     """
-    periods = sorted({v.date for v in vintages})
-    if len(periods) >= 2:
-        step = (periods[-1].year - periods[-2].year) * 12 + periods[-1].month - periods[-2].month
-        months = periods[-1].year * 12 + periods[-1].month - 1 + step
-    else:
-        months = at.year * 12 + at.month - 2
-    period = dt.date(months // 12, months % 12 + 1, 1)
+    period = coming_period(vintages, at)
     values, labels = files.consensus_for(macro, None, {period: at}, seen)
     if period not in values:
         return None

@@ -4,7 +4,8 @@
     intraday   the intraday poll, when the config has one
     deliver    what the outbox has due
     heartbeat  the daemon's record in the store, then `on_heartbeat` (systemd's watchdog and status)
-    schedule   the release calendar; a one-shot burst job per release (ReleaseJobs), tried again soon after a failure
+    schedule   the release calendar; a one-shot burst job per release (ReleaseJobs), tried again soon after a failure,
+               and a one-shot briefing job `before` each release of a release with `briefing:` (briefings.py)
     consensus  the feeds' forecasts of the coming releases (forecasts.py): daily when a macro names a feed, and
                one-shot jobs 60 and 15 minutes before each of its releases (ReleaseJobs)
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from macrowatch.runtime.briefings import Briefings
 from macrowatch.runtime.daemon import Daemon
 from macrowatch.runtime.forecasts import LEADS
 
@@ -97,6 +99,8 @@ class ReleaseJobs:
         self.jobs = jobs
         self.daemon = jobs.daemon
         self._bursts: set[tuple[str, dt.date]] = set()  # (release, day) of the bursts started
+        self._briefed: set[tuple[str, dt.date]] = set()  # (release, day) of the briefings started
+        self.briefings = Briefings(self.daemon)
 
     def refresh(self) -> None:
         """Refresh the release calendar, then schedule its releases."""
@@ -112,6 +116,7 @@ class ReleaseJobs:
         bursts, jobs = self.daemon.bursts, self.jobs
         now = self.daemon.clock.now()
         for rid, day, at in bursts.release_times(now):
+            self._briefing_job(rid, day, at, now)
             if (rid, day) in self._bursts:
                 continue
             jobs.add(self._burst, "date", args=[rid, day], id=f"release:{rid}:{day}", name=f"release {rid} {day}",
@@ -128,6 +133,21 @@ class ReleaseJobs:
             log.warning("release calendar: refresh failed %d time(s) in a row; next try in %.0f s", failures, wait)
             jobs.add(self.refresh, "date", id="schedule-retry", name="schedule retry",
                      run_date=jobs.wall(now + dt.timedelta(seconds=wait)), replace_existing=True)
+
+    def _briefing_job(self, rid: str, day: dt.date, at: dt.datetime, now: dt.datetime) -> None:
+        """A one-shot briefing job `before` the release (at once when that moment has passed and the release has
+        not come yet: a start or a takeover in between); one this runner has started is not added again."""
+        brief = self.daemon.config.releases[rid].briefing
+        if brief is None or now >= at or (rid, day) in self._briefed:
+            return
+        self.jobs.add(self._briefing, "date", args=[rid, day], id=f"briefing:{rid}:{day}",
+                      name=f"briefing {rid} {day}", replace_existing=True,
+                      # In UTC: `before` is elapsed time, also across a DST change (local arithmetic is not).
+                      run_date=self.jobs.wall(max(at.astimezone(dt.UTC) - brief.before.as_timedelta(), now)))
+
+    def _briefing(self, release_id: str, day: dt.date) -> None:
+        self._briefed.add((release_id, day))
+        self.briefings.send(release_id, day, self.daemon.clock.now())
 
     def _burst(self, release_id: str, day: dt.date) -> None:
         self._bursts.add((release_id, day))

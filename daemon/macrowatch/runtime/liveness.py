@@ -27,10 +27,12 @@ class Liveness:
         """Record liveness and the sources' health in the store (for `macrowatch status`); `every`, the seconds
         between heartbeats, lets `status` tell a silent daemon from a running one."""
         self.outages.sources_down(now)
+        # The gauges first: the record below is what makes /healthz say ok, and a scrape that follows an ok
+        # must find the data ages of this heartbeat, not none.
+        self._data_ages(now)
+        self.core.gauge("last_heartbeat_timestamp_seconds", now.timestamp())
         data = self._record(now, every)
         self.core.store.save_state("daemon", data)
-        self.core.gauge("last_heartbeat_timestamp_seconds", now.timestamp())
-        self._data_ages(now)
         return data
 
     def record_start(self, now: dt.datetime, every: float | None = None) -> None:

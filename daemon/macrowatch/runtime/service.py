@@ -14,6 +14,7 @@ from macrowatch.clock import Clock, system_clock
 from macrowatch.config import Config, load_config
 from macrowatch.runtime import ha, health, logs, sdnotify
 from macrowatch.runtime.daemon import Daemon
+from macrowatch.runtime.dashboard import Dashboard
 from macrowatch.runtime.health import MetricsRegistry
 from macrowatch.runtime.reloads import check_reloadable
 from macrowatch.runtime.scheduler import Runner
@@ -104,7 +105,10 @@ def run(config_path: Path, config: Config) -> int:
     runner = ha.Supervisor(ha.lease_for(config.store, config.ha.lease_seconds), store, make_runner, metrics=metrics)
     server = None
     if config.health is not None:
-        server = health.HealthServer(config.health.host, config.health.port, metrics, healthy(runner, clock, beat))
+        # The dashboard reads the store through a connection of its own per request, never the daemon's.
+        pages = Dashboard(lambda: current[0], lambda: open_store_for(current[0], read_only=True), clock, scrub.redact)
+        server = health.HealthServer(config.health.host, config.health.port, metrics, healthy(runner, clock, beat),
+                                     pages)
         server.start()
 
     def load() -> Config:

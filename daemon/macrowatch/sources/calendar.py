@@ -72,3 +72,17 @@ def close_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any]:
     closes = cal.closes.loc[str(first):str(end)]
     sessions = closes.index.to_numpy().astype("datetime64[D]")
     return sessions, closes.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+@functools.lru_cache(maxsize=64)
+def session_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any, Any]:
+    """Sessions (datetime64[D]) with their opens and closes (datetime64[ns], UTC) between two dates, as arrays:
+    where an alert between two sessions enters (replay --score)."""
+    first = max(start, CALENDAR_START)
+    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    opens, closes = cal.opens.loc[str(first):str(end)], cal.closes.loc[str(first):str(end)]
+
+    def utc(times: Any) -> Any:
+        return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+    return opens.index.to_numpy().astype("datetime64[D]"), utc(opens), utc(closes)

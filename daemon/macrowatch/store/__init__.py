@@ -9,8 +9,8 @@ from .base import Fence, Fenced, StoreError
 from .core import Store, default_path, is_url, open_reader, open_store
 from .forecasts import ForecastRow
 from .lease import LeaseRow
-from .outbox import ERROR_MAX, Delivery
+from .outbox import ERROR_MAX, ChannelState, Delivery, StoredAlert
 from .schema import SCHEMA_VERSION
 
-__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "Delivery", "Fence", "Fenced", "ForecastRow", "LeaseRow", "Store",
-           "StoreError", "default_path", "is_url", "open_reader", "open_store"]
+__all__ = ["ERROR_MAX", "SCHEMA_VERSION", "ChannelState", "Delivery", "Fence", "Fenced", "ForecastRow", "LeaseRow",
+           "Store", "StoreError", "StoredAlert", "default_path", "is_url", "open_reader", "open_store"]

@@ -15,7 +15,7 @@ from .base import Db, Fence, StoreError
 from .forecasts import ForecastRow
 from .lease import LeaseRow
 from .market import Summary
-from .outbox import Delivery, Writer
+from .outbox import Delivery, StoredAlert, Writer
 from .publishers import PrintKey, PrintSeen
 from .sqlite import SqliteDb
 
@@ -116,6 +116,10 @@ class Deliveries(Part):
     def sent_log(self, limit: int = 50) -> list[tuple[str, str, dt.datetime]]:
         """The latest successful sends as (key, channel, sent_at), newest first."""
         return outbox.sent_log(self._db, limit)
+
+    def recent_alerts(self, limit: int = 50) -> list[StoredAlert]:
+        """The latest alerts by their time, newest first, each with its delivery per channel (the dashboard)."""
+        return outbox.recent(self._db, limit)
 
 
 class Leadership(Part):

@@ -169,6 +169,45 @@ def sent_log(db: Db, limit: int) -> list[tuple[str, str, dt.datetime]]:
     return [(key, channel, from_utc_text(at)) for key, channel, at in rows]
 
 
+@dataclass(frozen=True)
+class ChannelState:
+    """Where one channel's delivery of a stored alert stands (sent, or failed `attempts` times so far)."""
+
+    channel: str
+    sent_at: dt.datetime | None
+    attempts: int
+    last_error: str | None   # short and masked as stored (`short_error`)
+    next_at: dt.datetime     # the next try, while not sent
+    repeats: int             # possible repeats counted for it
+    claimed: bool            # a send is under way (or was, when its sender died)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert in the outbox with its deliveries, one per channel."""
+
+    alert: Alert
+    enqueued_at: dt.datetime
+    deliveries: tuple[ChannelState, ...]
+
+
+def recent(db: Db, limit: int) -> list[StoredAlert]:
+    """The latest `limit` alerts by their time, newest first, with each channel's delivery: two reads."""
+    rows = db.query("SELECT key, payload, enqueued_at FROM alerts ORDER BY at DESC, key LIMIT ?", (int(limit),))
+    if not rows:
+        return []
+    marks = ", ".join("?" * len(rows))
+    found: dict[str, list[ChannelState]] = {}
+    for key, channel, sent_at, attempts, error, next_at, n, claimed_by in db.query(
+            "SELECT alert_key, channel, sent_at, attempts, last_error, next_at, repeats, claimed_by FROM deliveries "
+            f"WHERE alert_key IN ({marks}) ORDER BY alert_key, channel", [r[0] for r in rows]):
+        found.setdefault(key, []).append(ChannelState(channel, from_utc_text(sent_at) if sent_at else None,
+                                                      int(attempts), error, from_utc_text(next_at), int(n),
+                                                      claimed_by is not None))
+    return [StoredAlert(_alert(payload), from_utc_text(enqueued), tuple(found.get(key, ())))
+            for key, payload, enqueued in rows]
+
+
 def short_error(error: str) -> str:
     """The error as stored: its first line, URLs blanked, at most ERROR_MAX characters."""
     # The caller masks secrets; blanking anything URL-shaped as well means a missed one is still not kept.
