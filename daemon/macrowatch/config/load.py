@@ -8,8 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from macrowatch.config import macros, sections
 from macrowatch.config import rules as rules_mod
-from macrowatch.config import sections
 from macrowatch.config.fields import Reader, close_match, describe, known_ids, suggest
 from macrowatch.config.problems import ConfigError, Loc, Problem, Problems
 from macrowatch.config.types import BlsSource, BreakoutParams, Config, Duration, FredSource, Ha
@@ -172,7 +172,7 @@ def _build(r: Reader, m: _Merged, files: list[Path], for_run: bool | None,
     instruments = {i: sections.instrument(r, i, it.node, calendars) for i, it in e["instruments"].items()}
     levels = {i: sections.level(r, i, it.node, defaults) for i, it in e["levels"].items()}
     releases = {i: sections.release(r, i, it.node) for i, it in e["releases"].items()}
-    macro = {i: sections.macro(r, i, it.node, it.base) for i, it in e["macro"].items()}
+    macro = {i: macros.macro(r, i, it.node, it.base) for i, it in e["macro"].items()}
     channels = {i: sections.channel(r, i, it.node) for i, it in e["channels"].items()}
     _cross_check(r, instruments, levels, releases, macro, channels, for_run, e, m.misspelt)
     fred = kw.get("fred") or FredSource()
