@@ -5,6 +5,7 @@ the feeds' stub (tests/stubs/forecasts.py: payrolls on Friday 2026-12-04 08:30 N
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import zoneinfo
 
 import pytest
@@ -181,3 +182,43 @@ def test_polls_are_scheduled_60_and_15_minutes_before_each_release_of_a_macro_wi
         assert job.trigger.run_date == d.clock.to_wall(RELEASE - dt.timedelta(minutes=minutes))
     jobs["consensus:es:2026-12-04:15"].func()
     assert len(d.store.forecasts()) == 2
+
+
+def test_a_daemon_stop_closes_the_feeds_connections(tmp_path, forecast_stub, monkeypatch):
+    from daemonproc import wait_until
+    from macrowatch.clock import OffsetClock
+    from macrowatch.runtime.scheduler import Runner
+    from stubs.forecasts import NASDAQ_PATH, _Handler
+
+    # The stub keeps each connection open between requests (HTTP/1.1 keep-alive, as the feeds' servers do), so a
+    # connection ends only when the client closes it; it counts the connections open.
+    lock, open_now = threading.Lock(), [0]
+    serve = _Handler.handle
+
+    def counted(handler) -> None:
+        with lock:
+            open_now[0] += 1
+        try:
+            serve(handler)
+        finally:
+            with lock:
+                open_now[0] -= 1
+
+    monkeypatch.setattr(_Handler, "protocol_version", "HTTP/1.1")
+    monkeypatch.setattr(_Handler, "handle", counted)
+    path = tmp_path / "mw.yaml"
+    path.write_text(CONFIG.format(url=forecast_stub.base_url, event="Non-Farm Employment Change"))
+    config, _ = load_config(path)
+    clock = OffsetClock(dt.datetime(2026, 12, 4, 7, 0, tzinfo=NY))  # real time: the scheduler runs the jobs
+    d = Daemon(config, open_store(tmp_path / "mw.sqlite"), clock, Prices(), Macro(clock))
+    runner = Runner(d)
+    runner.start()
+    try:
+        wait_until(lambda: len(d.store.forecasts()) == 2, timeout=20, what="the start's poll of both feeds")
+        assert open_now[0] == 2  # one kept open per feed
+    finally:
+        runner.stop()
+        runner.shutdown()
+        d.store.close()
+    assert forecast_stub.calls(FF_PATH) and forecast_stub.calls(NASDAQ_PATH)
+    wait_until(lambda: open_now[0] == 0, timeout=5, what="the feeds' connections closed by the stopped daemon")

@@ -146,12 +146,9 @@ def send_replayed(config: Config, history: History, alerts: list[Alert]) -> bool
             open_store(Path(tmp) / "outbox.sqlite") as store:
         dispatcher = Dispatcher(store, config.channels, clock, chart_for=chart_for,
                                 context=Context.from_config(config))
-        # The outbox sends the longest waiting first, ties by alert key (the rule's name first): each alert is
-        # queued a microsecond after the one before, so that every channel gets them in the order printed.
+        # Queued at one moment, they go out in time order, ties in the order printed (the outbox's due order).
         now = clock.now()
-        for i, alert in enumerate(alerts):
-            dispatcher.submit([alert], now + dt.timedelta(microseconds=i))
-        now += dt.timedelta(microseconds=len(alerts))
+        dispatcher.submit(alerts, now)
         with quiet("macrowatch.notify.send", "macrowatch.notify.outbox"):  # the lines below say it, once
             outcomes = dispatcher.deliver_due(now)
     wanted = Counter(ch for a in alerts for ch in dict.fromkeys(a.notify))

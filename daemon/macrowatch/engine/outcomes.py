@@ -136,13 +136,20 @@ def prints(macro: Macro, history: SeriesHistory, release_at: Mapping[dt.date, dt
     """
     out: list[Print] = []
     firsts: list[float] = []  # the measure's first prints, for the baseline
+    # The periods known on each release day, grown day by day (the releases come oldest first): sorting all the
+    # periods again at each release made a series of decades quadratic.
+    arrivals = sorted((first, period) for period, first in history.first_seen.items())
+    periods: list[dt.date] = []
+    j = 0
     for period, at in history.printed(release_at).items():
         day = history.first_seen[period]
-        periods = history.periods_known(day)
+        while j < len(arrivals) and arrivals[j][0] <= day:
+            bisect.insort(periods, arrivals[j][1])
+            j += 1
         actual = measure_at(history, macro.measure, period, day, periods)
         if actual is None:
             continue
-        i = periods.index(period)
+        i = bisect.bisect_left(periods, period)
         prior = measure_at(history, macro.measure, periods[i - 1], day, periods) if i else None
         out.append(assess(macro, at, period, actual, prior, consensus, consensus_label, firsts))
         firsts.append(actual)

@@ -4,6 +4,9 @@
     new = dispatcher.submit(alerts, now)     # recorded before any send; returns the alerts not seen before
     dispatcher.deliver_due(now)              # at every tick: what is due, each channel on its own
 
+What is due goes out by its next try, then in the order the alerts fired: by their time, then in the order they
+were submitted (the engine's), whatever their keys (which begin with the rule's name).
+
 A success is recorded at once; a failure is recorded with its masked reason and the next attempt time
 (10 s, doubling, at most 15 min), which lives in the store and so survives a restart. A crash between a
 send and its record repeats at most that one send: under a leadership (ha.py) each delivery is claimed

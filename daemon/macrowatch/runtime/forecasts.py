@@ -56,6 +56,12 @@ class ForecastPolls:
             self._clients[(feed, url)] = self.make_client(feed, url)
         return self._clients[(feed, url)]
 
+    def close(self) -> None:
+        """Close the feeds' HTTP sessions (the daemon's stop); a poll after it would open a new client."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
     def poll(self, now: dt.datetime, releases: list[Release]) -> int:
         """Ask each feed for the forecast of each release within HORIZON after `now` of a macro that names it;
         store what it lists. Returns how many values were stored (new or changed)."""

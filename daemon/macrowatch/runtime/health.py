@@ -160,6 +160,7 @@ def _value_text(value: float) -> str:
 # ---- the HTTP endpoint ------------------------------------------------------------------------------
 
 Healthy = Callable[[], tuple[bool, str]]
+Redact = Callable[[str], str]
 ALLOWED = "GET, HEAD"
 
 
@@ -251,12 +252,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up the daemon's exit
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], metrics: Metrics, healthy: Healthy, pages: Pages | None = None):
+    def __init__(self, address: tuple[str, int], metrics: Metrics, healthy: Healthy, pages: Pages | None = None,
+                 redact: Redact = str):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.metrics = metrics
         self._healthy = healthy
         self.pages = pages
+        self._redact = redact
         super().__init__(address, _Handler)
 
     def handle_error(self, request: object, client_address: tuple) -> None:
@@ -270,24 +273,27 @@ class _Server(ThreadingHTTPServer):
             log.warning("health request from %s failed: %s", client, exc, exc_info=True)
 
     def check(self) -> tuple[bool, str]:
-        """The health verdict; a check that raises is itself a reason to be unhealthy."""
+        """The health verdict; a check that raises is itself a reason to be unhealthy. The reason is served
+        through `redact`: an error's text may quote a secret (a store URL, a token)."""
         try:
             ok, reason = self._healthy()
         except Exception as exc:  # noqa: BLE001 - a probe must answer, whatever the check does
-            return False, f"health check failed: {type(exc).__name__}: {exc}"
-        return bool(ok), reason or ("ok" if ok else "unhealthy")
+            ok, reason = False, f"health check failed: {type(exc).__name__}: {exc}"
+        return bool(ok), self._redact(reason or ("ok" if ok else "unhealthy"))
 
 
 class HealthServer:
     """`/healthz` (200 with "ok" or the check's note, such as a standby's; 503 with the reason), `/metrics` and
-    the `pages` (the dashboard) on host:port, served from a thread."""
+    the `pages` (the dashboard) on host:port, served from a thread. `redact` masks the secrets in a reason
+    (the log's SecretFilter.redact), so that /healthz never serves one."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9108, metrics: Metrics | None = None,
-                 healthy: Healthy = lambda: (True, "ok"), pages: Pages | None = None):
+                 healthy: Healthy = lambda: (True, "ok"), pages: Pages | None = None, redact: Redact = str):
         self.host, self._port = host, port
         self.metrics = metrics if metrics is not None else Metrics()
         self.healthy = healthy
         self.pages = pages
+        self.redact = redact
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -306,7 +312,7 @@ class HealthServer:
         """Bind and serve in a daemon thread; raises OSError when the address is taken."""
         if self._server is not None:
             return
-        self._server = _Server((self.host, self._port), self.metrics, self.healthy, self.pages)
+        self._server = _Server((self.host, self._port), self.metrics, self.healthy, self.pages, self.redact)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="macrowatch-health", daemon=True)
         self._thread.start()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import threading
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +54,61 @@ def macro_prints(config: Config, macro: Macro, vintages: list[Vintage],
                  seen: files.Seen | None = None) -> list[Print]:
     """A series' prints, published on each realtime_start day at its release's time (that day's time from the BLS
     schedule, as the daemon saved it in `times`, else the release's `time:`), each judged against its consensus
-    (`files.consensus_for`: `override`, the config's, then the feeds' forecasts as `seen` kept them)."""
-    history = SeriesHistory.from_vintages(vintages)
-    release_at = {d: moment(config, macro.release, d, times or {}) for d in history.release_days()}
+    (`files.consensus_for`: `override`, the config's, then the feeds' forecasts as `seen` kept them).
+
+    The daemon asks this every minute of every series' whole history: the prints are kept (`_MEMO`) and given
+    again while all they are made of is the same - the vintages, the macro, the release times and the
+    consensus found for each release - and made anew when any of these differs.
+    """
+    memo = _series_memo(macro.series, vintages)
+    release_at = {d: moment(config, macro.release, d, times or {}) for d in memo.release_days}
     consensus, label = files.consensus_for(macro, None if override is None else (override, "consensus (data)"),
-                                           history.printed(release_at), seen)
-    return prints(macro, history, release_at, consensus, label)
+                                           memo.history.printed(release_at), seen)
+    key = (macro, config.timezone, release_at, dict(consensus), label if isinstance(label, str) else dict(label))
+    with _LOCK:
+        kept = memo.prints.get(macro.id)
+    if kept is not None and kept[0] == key:
+        return list(kept[1])
+    made = prints(macro, memo.history, release_at, consensus, label)
+    with _LOCK:
+        memo.prints[macro.id] = (key, tuple(made))
+    return made
+
+
+@dataclass
+class _SeriesMemo:
+    """One series' vintages as last seen, indexed, and the prints of its macros made from them (macro id ->
+    (what they were made of, the prints)). Immutable once made, but for `prints`."""
+
+    vintages: tuple[Vintage, ...]
+    history: SeriesHistory
+    release_days: list[dt.date]
+    prints: dict[str, tuple[tuple[Any, ...], tuple[Print, ...]]] = field(default_factory=dict)
+
+
+_MEMO: OrderedDict[str, _SeriesMemo] = OrderedDict()  # series -> its memo, the least recently used first
+_MEMO_SERIES = 64
+_LOCK = threading.Lock()  # jobs run on several threads (the close check, a burst, a briefing)
+
+
+def _series_memo(series: str, vintages: list[Vintage]) -> _SeriesMemo:
+    """The memo of a series for these vintages: the one kept when the vintages are the same, else a new one (a new
+    vintage, a revision: the prints made from the old ones are dropped with it)."""
+    rows = tuple(vintages)
+    with _LOCK:
+        memo = _MEMO.get(series)
+        if memo is not None:
+            _MEMO.move_to_end(series)
+    if memo is not None and memo.vintages == rows:
+        return memo
+    history = SeriesHistory.from_vintages(rows)
+    memo = _SeriesMemo(rows, history, history.release_days())
+    with _LOCK:
+        _MEMO[series] = memo
+        _MEMO.move_to_end(series)
+        while len(_MEMO) > _MEMO_SERIES:
+            _MEMO.popitem(last=False)
+    return memo
 
 
 def forecasts_seen(rows: Iterable[ForecastRow]) -> files.Seen:
@@ -123,11 +175,14 @@ def unseen(config: Config, store: Store, engine: Engine, now: dt.datetime, fed: 
     prints_: list[Print] = []
     times = saved_times(store)
     forecasts = stored_forecasts(config, store)
+    read: dict[str, list[Vintage]] = {}  # two macros of one series read it once
     for macro in config.macro.values():
         if not fed(macro_key(macro.id)):
             continue
         seen = engine.prints.get(macro.id)
-        vintages = store.vintages(macro.series)
+        if macro.series not in read:
+            read[macro.series] = store.vintages(macro.series)
+        vintages = read[macro.series]
         if not vintages:
             continue
         prints_ += [p for p in macro_prints(config, macro, vintages, None, times, forecasts)

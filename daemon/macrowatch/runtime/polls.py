@@ -130,19 +130,23 @@ class Polls:
         return {ident: dt.date.fromisoformat(last[:10]) for kind, ident, _n, _first, last
                 in self.core.store.summary() if kind == "instrument" and last}
 
+    def _has_session(self, iid: str, session: dt.date) -> bool:
+        """Whether the store has a bar of `session` or a later one: the instrument's last session is not before it.
+        A lookup on the bars' key, where `last_sessions` counts every bar of the store, every minute."""
+        return bool(self.core.store.bars(iid, session))
+
     def closes(self, now: dt.datetime) -> None:
         """After an exchange's close: fetch the bars still missing for its last closed session (one missing
         CLOSE_LATE after the close: an ops alert). First the history still missing (fill_history): a source
         that was down at the first start, or an instrument or series new in the config, is tried again here.
         """
         self.fill_history(now)
-        last = self.last_sessions()
         for code, insts in self._by_calendar().items():
             session = calendar.last_closed_session(code, now)
             if session is None:
                 continue
             missing = {i: inst for i, inst in insts.items() if self.core.inputs.complete(instrument_key(i))
-                       and (last.get(i) is None or last[i] < session)}
+                       and not self._has_session(i, session)}
             if not missing:
                 continue
             self.refresh_prices(now, 10, missing)

@@ -59,6 +59,25 @@ def make_scheduler() -> BackgroundScheduler:
     return _Scheduler(timezone=dt.UTC, job_defaults=JOB_DEFAULTS, executors={"default": ThreadPoolExecutor(4)})
 
 
+def close_clients(daemon: Daemon) -> None:
+    """Close the HTTP clients of a leadership's sources: prices, FRED, BLS, the consensus feeds.
+
+    A new leadership (service.py) builds a new Daemon with new sources, so the old ones' kept-alive connections
+    would stay open until garbage collection. Each close is tried even if another fails (logged, never raised:
+    the stop goes on); a source that is not ours (a test's fake feed) may have no close().
+    """
+    clients = (("prices", daemon.polls.prices), ("FRED", daemon.polls.macro), ("BLS", daemon.publisher.client),
+               ("consensus feeds", daemon.forecasts))
+    for name, client in clients:
+        close = getattr(client, "close", None)
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception as exc:
+            log.warning("could not close the %s client: %s: %s", name, type(exc).__name__, exc)
+
+
 class Runner:
     """Starts the daemon, runs its jobs on a scheduler, reloads and stops it."""
 
@@ -133,6 +152,7 @@ class Runner:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         self._reloads.close(wait=wait)  # a reload under way finishes, as a job does
+        close_clients(self.daemon)  # the sources' HTTP sessions, their polls finished (or abandoned)
         if wait:  # a clean stop, its jobs finished: recorded for `status` (a lost leadership's is not one)
             self._record_stop()
         log.info("stopped")

@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from macrowatch.clock import Clock, system_clock
 from macrowatch.config import Config, load_config
-from macrowatch.runtime import ha, health, logs, sdnotify
+from macrowatch.runtime import ha, health, logs, sdnotify, storewait
 from macrowatch.runtime.daemon import Daemon
 from macrowatch.runtime.dashboard import Dashboard
 from macrowatch.runtime.health import MetricsRegistry
@@ -21,7 +22,7 @@ from macrowatch.runtime.scheduler import Runner
 from macrowatch.runtime.wiring import open_store_for, sources_for
 from macrowatch.secrets import SecretFilter, store_secrets, url_secrets
 from macrowatch.sources.calendar import calendar_names
-from macrowatch.store import Store, is_url
+from macrowatch.store import Store, StoreError, is_url
 
 log = logging.getLogger("macrowatch.service")
 
@@ -77,7 +78,11 @@ def healthy(supervisor: ha.Supervisor, clock: Clock, every: float):
 
 
 def run(config_path: Path, config: Config) -> int:
-    """Run the daemon in the foreground until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code."""
+    """Run the daemon in the foreground until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code.
+
+    A PostgreSQL store that cannot be opened at start is waited for (storewait.py), the process up and saying
+    why (log, systemd status, /healthz): exiting would only have systemd restart it every few seconds, for ever.
+    """
     handler = logs.setup(os.environ.get("MACROWATCH_LOG_LEVEL", "INFO"), sys.stdout,
                          os.environ.get("MACROWATCH_LOG_FORMAT", "kv"))
     scrub = SecretFilter(secrets_of(config))
@@ -86,9 +91,12 @@ def run(config_path: Path, config: Config) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     clock = system_clock()
     metrics = health.Metrics()
-    store = open_store_for(config)
     beat = min(10.0, (sdnotify.watchdog_interval() or 20.0) / 2)
     current = [config]  # the latest config that loaded: a new leadership starts from it
+    stopping = threading.Event()  # SIGTERM/SIGINT, also before there is a Supervisor to stop
+    supervisor: list[ha.Supervisor] = []
+    reload_queued = threading.Event()  # a SIGHUP while the store is waited for: applied once it opens
+    verdict = [lambda: (False, "starting: opening the store")]  # /healthz of the phase under way
 
     def make_runner(fenced) -> Runner:
         """A leadership's runner, over a view of the store that writes only while it leads."""
@@ -99,17 +107,6 @@ def run(config_path: Path, config: Config) -> int:
             sdnotify.status(daemon.status_line())
 
         return Runner(daemon, heartbeat_every=beat, on_heartbeat=on_heartbeat)
-
-    # On SQLite the lease is SingleInstance: a lock on the store file, so that one instance leads (the others
-    # stand by); `status`, `fetch` and `replay` never take it.
-    runner = ha.Supervisor(ha.lease_for(config.store, config.ha.lease_seconds), store, make_runner, metrics=metrics)
-    server = None
-    if config.health is not None:
-        # The dashboard reads the store through a connection of its own per request, never the daemon's.
-        pages = Dashboard(lambda: current[0], lambda: open_store_for(current[0], read_only=True), clock, scrub.redact)
-        server = health.HealthServer(config.health.host, config.health.port, metrics, healthy(runner, clock, beat),
-                                     pages)
-        server.start()
 
     def load() -> Config:
         """The edited config; on ConfigError the running one stays, and the next leadership starts from it too."""
@@ -122,18 +119,47 @@ def run(config_path: Path, config: Config) -> int:
     def on_signal(signum, _frame) -> None:
         if signum == signal.SIGHUP:
             log.info("SIGHUP: reloading %s", config_path)
+            if not supervisor:
+                reload_queued.set()
+                return
             sdnotify.reloading()
-            runner.request_reload(load)
+            supervisor[0].request_reload(load)
             sdnotify.notify("READY=1")
         else:
             log.info("%s: stopping", signal.Signals(signum).name)
             sdnotify.stopping()
-            runner.stop()
+            stopping.set()
+            if supervisor:
+                supervisor[0].stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     log.info("starting: %s", config.summary())
+    server = serve_health(config, current, clock, metrics, lambda: verdict[0](), scrub.redact)
+    try:
+        opened = open_or_wait(config, stopping, verdict, scrub.redact)
+    except StoreError as exc:
+        if server is not None:
+            server.stop()
+        if not is_url(config.store):
+            raise  # a SQLite file that cannot be opened: an error at once, as ever (exit 1, the message)
+        log.error("cannot use the store: %s; waiting would not change this: exiting (2), which systemd does not "
+                  "restart", exc)
+        return 2
+    if opened is None:  # stopped while waiting
+        if server is not None:
+            server.stop()
+        log.info("stopped while waiting for the store")
+        return 0
+    store, lease = opened
+    runner = ha.Supervisor(lease, store, make_runner, metrics=metrics)
+    verdict[0] = healthy(runner, clock, beat)
+    supervisor.append(runner)
     runner.start()
+    if stopping.is_set():  # a SIGTERM between the store opening and now
+        runner.stop()
+    if reload_queued.is_set():
+        runner.request_reload(load)
     sdnotify.ready(f"watching {len(config.instruments)} instruments, {len(config.rules)} rules")
     log.info("ready")
     while not runner.stopped.wait(1.0):  # a timed wait: signal handlers run between waits
@@ -149,3 +175,52 @@ def run(config_path: Path, config: Config) -> int:
         server.stop()
     store.close()
     return 1 if runner.failed is not None else 0
+
+
+def serve_health(config: Config, current: list[Config], clock: Clock, metrics: health.Metrics,
+                 check: health.Healthy, redact: Callable[[str], str]) -> health.HealthServer | None:
+    """/healthz, /metrics and the dashboard when `health:` is set, from the start (also while the store is waited
+    for); every reason and page masked by `redact`, as the log is."""
+    if config.health is None:
+        return None
+    # The dashboard reads the store through a connection of its own per request, never the daemon's.
+    pages = Dashboard(lambda: current[0], lambda: open_store_for(current[0], read_only=True), clock, redact)
+    server = health.HealthServer(config.health.host, config.health.port, metrics, check, pages, redact=redact)
+    server.start()
+    return server
+
+
+def open_or_wait(config: Config, stopping: threading.Event, verdict: list,
+                 redact: Callable[[str], str]) -> tuple[Store, ha.Leadership] | None:
+    """The store and its lease (ha.lease_for); None when stopped first. A SQLite store opens at once or raises;
+    a PostgreSQL one is waited for (storewait.py) while systemd hears READY with the reason, its watchdog is fed
+    and /healthz (`verdict`) answers 503 "waiting for the store: REASON", secrets masked by `redact`."""
+    def open_both() -> tuple[Store, ha.Leadership]:
+        store = open_store_for(config)
+        try:  # On SQLite the lease is SingleInstance: a lock on the store file, so that one instance leads (the
+            # others stand by; `status`, `fetch` and `replay` never take it); on PostgreSQL a connection of its own.
+            return store, ha.lease_for(config.store, config.ha.lease_seconds)
+        except BaseException:
+            store.close()
+            raise
+
+    if not is_url(config.store):
+        return open_both()
+    told: list[bool] = []
+
+    def on_wait(reason: str) -> None:
+        text = redact(f"waiting for the store: {reason}")
+        verdict[0] = lambda: (False, text)
+        if not told:  # Type=notify: without READY=1 systemd kills the process at TimeoutStartSec
+            sdnotify.ready(text)
+            told.append(True)
+        sdnotify.watchdog()
+        sdnotify.status(text)
+
+    opened = storewait.wait_for(open_both, stopping, on_wait)
+    if opened is not None and stopping.is_set():  # opened just as a stop came
+        store, lease = opened
+        lease.stop()  # never started: this closes its connection
+        store.close()
+        return None
+    return opened

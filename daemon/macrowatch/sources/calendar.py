@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from typing import Any
@@ -27,19 +28,36 @@ def _calendar(code: str, start: str, end: str):
 
 def close_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, dt.datetime]:
     """Each session's close (UTC, early closes included) between two dates."""
-    first = max(start, CALENDAR_START)
-    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
-    closes = cal.closes.loc[str(first):str(end)]
-    return {ts.date(): c.to_pydatetime() for ts, c in closes.items()}
+    days, _opens, closes, span = _span(code, start, end)
+    return {days[i]: closes[i] for i in span}
 
 
 def session_times(code: str, start: dt.date, end: dt.date) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
     """Each session's open and close (UTC, early closes included) between two dates."""
+    days, opens, closes, span = _span(code, start, end)
+    return {days[i]: (opens[i], closes[i]) for i in span}
+
+
+Table = tuple[tuple[dt.date, ...], tuple[dt.datetime, ...], tuple[dt.datetime, ...]]
+
+
+@functools.lru_cache(maxsize=64)
+def _table(code: str, start: str, end: str) -> Table:
+    """A calendar's sessions, opens and closes as Python objects, converted once: the daemon asks for the last two
+    weeks every minute, and slicing pandas each time cost more than all else it did. Tuples, as every caller
+    shares them; callers get dicts built fresh from them."""
+    cal = _calendar(code, start, end)
+    return (tuple(ts.date() for ts in cal.closes.index), tuple(o.to_pydatetime() for o in cal.opens),
+            tuple(c.to_pydatetime() for c in cal.closes))
+
+
+def _span(code: str, start: dt.date, end: dt.date
+          ) -> tuple[tuple[dt.date, ...], tuple[dt.datetime, ...], tuple[dt.datetime, ...], range]:
+    """The calendar covering two dates (the one these dates always got) and the indices of its sessions between
+    them, inclusive: what `.loc[start:end]` selected."""
     first = max(start, CALENDAR_START)
-    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
-    opens = cal.opens.loc[str(first):str(end)]
-    closes = cal.closes.loc[str(first):str(end)]
-    return {ts.date(): (o.to_pydatetime(), c.to_pydatetime()) for (ts, o), c in zip(opens.items(), closes, strict=True)}
+    days, opens, closes = _table(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    return days, opens, closes, range(bisect.bisect_left(days, first), bisect.bisect_right(days, end))
 
 
 def _recent(code: str, now: dt.datetime) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:

@@ -94,6 +94,17 @@ class _YahooAdapter(HTTPAdapter):
         self._wire.append(_Exchange(original, resp.status_code, _body_problem(resp)))
         return resp
 
+    def close(self) -> None:
+        """Close the kept-alive connections now. urllib3 2's PoolManager.clear() only drops its pools, which close
+        their connections when garbage collected, and a response still referenced (yfinance holds on to some) keeps
+        its pool, and so the socket, alive."""
+        for manager in (self.poolmanager, *self.proxy_manager.values()):
+            for key in manager.pools.keys():  # noqa: SIM118 - the container refuses iteration; keys() is a copy
+                pool = manager.pools.get(key)
+                if pool is not None:
+                    pool.close()  # a request still under way closes its connection when it ends
+        super().close()
+
 
 def _transport_problem(exc: Exception, timeout: float) -> str:
     if isinstance(exc, requests.Timeout):
@@ -193,6 +204,13 @@ class PriceSource:
         self.session = _session(base_url.rstrip("/") if base_url else None, timeout, self._wire)
         # yfinance's singleton (cookie strategy, crumb, hide_exceptions flag) is not safe for overlapping polls.
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the session's kept-alive connections (a leadership's end: the next one makes its own source).
+
+        Not under the poll lock: a stop that abandons a poll (a lost leadership) must not wait out its retries.
+        """
+        self.session.close()
 
     def daily(self, instruments: Mapping[str, Instrument], start: dt.date, now: dt.datetime,
               calendar_for: CalendarFor) -> PriceFetch:

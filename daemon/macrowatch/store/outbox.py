@@ -22,7 +22,7 @@ _DUE = (
     "SELECT d.alert_key, d.channel, d.attempts, d.next_at, d.last_error, a.payload, d.reached, d.unsure "
     "FROM deliveries d JOIN alerts a ON a.key = d.alert_key "
     "WHERE d.sent_at IS NULL AND (d.next_at <= ? OR d.next_at > ?) "
-    "ORDER BY d.next_at, a.enqueued_at, d.alert_key, d.channel")
+    "ORDER BY d.next_at, a.at, a.seq, d.alert_key, d.channel")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer:
     """Write the alert and one delivery per channel at once; False, and nothing written, for a known key."""
     with db.transaction() as tx:
         fence(tx, db, writer)
-        if not tx.execute("INSERT INTO alerts (key, rule, at, payload, enqueued_at) VALUES (?, ?, ?, ?, ?) "
-                          "ON CONFLICT (key) DO NOTHING",
+        # `seq` numbers the alerts in the order queued: one writer at a time (a Db's connection is shared under a
+        # lock; one instance leads), and should two ever take one number, the key breaks the tie.
+        if not tx.execute("INSERT INTO alerts (key, rule, at, payload, enqueued_at, seq) VALUES (?, ?, ?, ?, ?, "
+                          "(SELECT COALESCE(MAX(seq), 0) + 1 FROM alerts)) ON CONFLICT (key) DO NOTHING",
                           (alert.key, alert.rule, utc_text(alert.at), _payload(alert), utc_text(now))):
             return False
         for channel in dict.fromkeys(channels):  # a channel named twice is still one delivery
@@ -54,7 +56,8 @@ def enqueue(db: Db, alert: Alert, channels: list[str], now: dt.datetime, writer:
 
 
 def due(db: Db, now: dt.datetime, latest: dt.datetime | None = None) -> list[Delivery]:
-    """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first.
+    """Unsent deliveries whose next attempt is at or before `now`, the longest waiting first, then in the order the
+    alerts fired: by their time, then in the order they were queued (the engine's order), never by key.
 
     `latest`: no next attempt is meant to be later than this (the backoff's cap from now); one that is comes
     from a clock that was stepped back since it was set, and is due now rather than that much later.

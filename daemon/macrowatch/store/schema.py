@@ -75,6 +75,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             series TEXT NOT NULL, day TEXT NOT NULL, source TEXT NOT NULL, seen_at TEXT NOT NULL,
             PRIMARY KEY (series, day))""",
     ),
+    (
+        # The order the alerts were queued in, 1, 2, 3...: what is due goes out by next try, then by the alert's
+        # time, then in this order (the engine's), never by key, which begins with the rule's name. An older
+        # store knows only when each was queued: its alerts are numbered by that, then by key (the old order).
+        "ALTER TABLE alerts ADD COLUMN seq INTEGER",
+        "UPDATE alerts SET seq = n.seq FROM (SELECT key, ROW_NUMBER() OVER (ORDER BY enqueued_at, key) AS seq "
+        "FROM alerts) n WHERE n.key = alerts.key",
+        "CREATE INDEX alerts_seq ON alerts (seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
