@@ -22,16 +22,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from stubs.http import QuietHandler
+from stubs.http import QuietHandler, StubServer
 
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a registered key: 32 hex digits, like BLS's
 SCHEDULE_PATH = "/www.bls.gov/schedule/news_release/bls.ics"
@@ -91,8 +89,10 @@ def _period_name(period: str) -> str:
     return "Annual" if period == "M13" else calendar.month_name[int(period[1:])]
 
 
-class BlsStub:
+class BlsStub(StubServer):
     """The stub server: add series and events, set the quota, switch faults on, read `requests`."""
+
+    thread_name = "bls-stub"
 
     def __init__(self, keys: Iterable[str] | None = (KEY,)):
         self.keys = None if keys is None else set(keys)  # None: any key is registered
@@ -106,12 +106,7 @@ class BlsStub:
         self.delay = 10.0                    # how long the timeout fault stalls (cut short by stop())
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.stub = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-        self.port = self._server.server_address[1]
+        super().__init__(_Handler)
 
     # ---- set-up ---------------------------------------------------------------------------------
 
@@ -150,24 +145,6 @@ class BlsStub:
     def calls(self, path_prefix: str = API_PATH) -> list[Recorded]:
         """The recorded requests whose path starts with `path_prefix` (the API's, by default)."""
         return [r for r in self.requests if r.path.startswith(path_prefix)]
-
-    # ---- life cycle -----------------------------------------------------------------------------
-
-    def start(self) -> BlsStub:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="bls-stub",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; the port then refuses connections. Idempotent."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
 
     # ---- answering ------------------------------------------------------------------------------
 

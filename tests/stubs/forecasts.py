@@ -23,16 +23,14 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from stubs.http import QuietHandler
+from stubs.http import QuietHandler, StubServer
 
 FF_PATH = "/nfs.faireconomy.media/ff_calendar_thisweek.json"
 NASDAQ_PATH = "/api.nasdaq.com/api/calendar/economicevents"
@@ -119,8 +117,10 @@ class Fault:
     times: int | None = None
 
 
-class ForecastStub:
+class ForecastStub(StubServer):
     """The stub server: edit `week` and `pages`, switch faults on, read `requests`."""
+
+    thread_name = "forecast-stub"
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.week: list[dict[str, Any]] = copy.deepcopy(THIS_WEEK)
@@ -132,12 +132,7 @@ class ForecastStub:
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self._ff_served: list[float] = []   # clock readings of the ForexFactory requests counted by the limit
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.stub = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-        self.port = self._server.server_address[1]
+        super().__init__(_Handler)
 
     @property
     def base_url(self) -> str:
@@ -155,24 +150,6 @@ class ForecastStub:
     def calls(self, path: str) -> list[Recorded]:
         """The recorded requests of one feed (FF_PATH or NASDAQ_PATH)."""
         return [r for r in self.requests if r.path == path]
-
-    # ---- life cycle -----------------------------------------------------------------------------
-
-    def start(self) -> ForecastStub:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="forecast-stub",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; the port then refuses connections. Idempotent."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
 
     # ---- answering ------------------------------------------------------------------------------
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from urllib.parse import urlencode
 from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from stubs.http import QuietHandler
+from stubs.http import QuietHandler, StubServer
 
 KEY = "0123456789abcdef0123456789abcdef"  # the stub's registered key: 32 lower-case alphanumerics, like FRED's
 NO_END = dt.date(9999, 12, 31)
@@ -83,8 +81,10 @@ def _xml(tag: str, attrs: dict[str, object], children: Iterable[str] = ()) -> by
     return (XML_HEAD + (f"{head}>\n  {body}\n</{tag}>\n" if body else f"{head}>\n</{tag}>\n")).encode()
 
 
-class FredStub:
+class FredStub(StubServer):
     """The stub server: add fixtures, switch faults on, read `requests`."""
+
+    thread_name = "fred-stub"
 
     def __init__(self, api_key: str = KEY, today: dt.date = dt.date(2019, 9, 15)):
         self.api_key = api_key
@@ -97,12 +97,7 @@ class FredStub:
         self.limit = 100000                 # FRED's most observations per response (it says count="all")
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.stub = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-        self.port = self._server.server_address[1]
+        super().__init__(_Handler)
 
     # ---- set-up ---------------------------------------------------------------------------------
 
@@ -137,25 +132,6 @@ class FredStub:
     def calls(self, path_suffix: str) -> list[Recorded]:
         """The recorded requests whose path ends with `path_suffix`."""
         return [r for r in self.requests if r.path.endswith(path_suffix)]
-
-    # ---- life cycle -----------------------------------------------------------------------------
-
-    def start(self) -> FredStub:
-        # a short poll: shutdown() waits for the loop to notice, and every test stops a stub
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fred-stub",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; the port then refuses connections. Idempotent."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()  # first, so a stalled (timeout) handler returns and server_close() need not wait
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
 
     # ---- answering ------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""What every stub server's request handler shares: the request's path and query, one way to answer, quiet."""
+"""What the stub servers share: the request handler's path and query, one way to answer, quiet; and the server's
+life cycle on an ephemeral loopback port (`StubServer`)."""
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -27,3 +30,35 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the test reads the stub's record of requests, not stderr."""
+
+
+class StubServer:
+    """A stub's server on 127.0.0.1 and a port of its own, served from a thread once started; its handler reaches
+    the stub as `self.server.stub`. Subclasses set their fixtures, then call this __init__ with their handler."""
+
+    thread_name = "stub"
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.stub = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+        self.port = self._server.server_address[1]
+
+    def start(self) -> Self:
+        # a short poll: shutdown() waits for the loop to notice, and every test stops a stub
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=self.thread_name,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; the port then refuses connections. Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()  # first, so a stalled (timeout) handler returns and server_close() need not wait
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
