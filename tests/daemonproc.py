@@ -5,6 +5,7 @@ and stderr, in a log file; with `now`, its clock starts there (MACROWATCH_NOW) a
 `clock()` is the test's reading of it. `wait_for_line` waits for a line and fails, showing the log, if the
 process ends first or the line does not come. `environment` is the environment the process tests give it;
 `free_port` a port for its /healthz that no other test, even in another xdist worker, is handed meanwhile.
+`STUB_SOURCES` is the part of a process test's config that points it at the stub FRED and Yahoo.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from pathlib import Path
 
 EXE = Path(sys.executable).parent / "macrowatch"
 READY_TIMEOUT = 60.0
+
+# The sources and the instrument of a process test's config: the stub FRED (its key from $MW_TEST_FRED_KEY) and
+# Yahoo on 127.0.0.1, and the S&P 500 they serve. A piece of a config template: the whole is formatted with fred=
+# (FredStub.base_url) and yahoo= (YahooStub.url), its braces doubled as the rest's.
+STUB_SOURCES = """\
+sources:
+  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
+  yahoo: {{url: "{yahoo}"}}
+instruments:
+  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+"""
 
 
 # free_port's ports: below the kernel's ephemeral range (32768-60999 by default), where no bind to port 0 (a stub

@@ -6,12 +6,12 @@ so the ties fell to the alert keys, which begin with the rule's name: alphabetic
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from commands import test_notify_cli
 from macrowatch.commands.cli import cli
 from stubs import webhook as webhook_stub
 
@@ -45,31 +45,15 @@ rules:
     notify: [ops, desk]
 """
 
-DAYS = ["2019-07-01", "2019-07-02", "2019-07-03", "2019-07-05", "2019-07-08", "2019-07-09", "2019-07-10",
-        "2019-07-11"]
-CLOSES = [95, 96, 97, 98, 101, 102, 103, 104]
+data = test_notify_cli.data  # the data directory fixture: closes 95..104 through 100, payrolls beat on 2019-07-05
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, Path]:
+def setup(tmp_path: Path, data: Path) -> tuple[Path, Path]:
     """Payrolls beat on 2019-07-05 08:30; the close breaks 100 on 2019-07-08; confirmed two closes later."""
-    root = tmp_path / "data"
-    (root / "prices").mkdir(parents=True)
-    rows = ["Date,Open,High,Low,Close,Adj Close,Volume"] + [f"{d},{c},{c + 1},{c - 1},{c},{c},1000"
-                                                             for d, c in zip(DAYS, CLOSES, strict=True)]
-    (root / "prices" / "GSPC.csv").write_text("\n".join(rows) + "\n")
-    (root / "macro").mkdir()
-    (root / "macro" / "PAYEMS.csv").write_text(textwrap.dedent("""\
-        date,realtime_start,value
-        2019-04-01,2019-06-07,1000
-        2019-05-01,2019-06-07,1100
-        2019-05-01,2019-07-05,1120
-        2019-06-01,2019-07-05,1320
-        """))
-    (root / "macro" / "consensus.csv").write_text("series,date,consensus\nPAYEMS,2019-06-01,150\n")
     cfg = tmp_path / "mw.yaml"
     cfg.write_text(CONFIG)
-    return cfg, root
+    return cfg, data
 
 
 def test_replay_send_delivers_in_time_order_to_every_channel(setup, webhook, monkeypatch):

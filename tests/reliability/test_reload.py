@@ -207,13 +207,7 @@ def test_a_standby_queues_its_reloads_and_ends_with_the_last_edit(tmp_path, capl
 
 # ---- `macrowatch run` as a process ------------------------------------------------------------------------------
 
-PROCESS_CONFIG = """\
-store: {store}
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+PROCESS_CONFIG = "store: {store}\n" + daemonproc.STUB_SOURCES + """\
 levels:
   spx-100: {{instrument: spx, price: 100}}
 releases:

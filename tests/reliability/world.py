@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from daemonproc import Daemon, environment
+from daemonproc import STUB_SOURCES, Daemon, environment
 from macrowatch.config.types import Config
 from macrowatch.engine.evaluator import Engine
 from macrowatch.model import Alert, Bar, Vintage
@@ -38,13 +38,7 @@ SERIES = "GAUGE"
 CHANNELS = ("trading", "desk")
 RELEASE_TIME = dt.time(8, 30)
 
-CONFIG = """\
-store: {store}
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+CONFIG = "store: {store}\n" + STUB_SOURCES + """\
 levels:
   spx-100: {{instrument: spx, price: 100}}
 releases:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-import zoneinfo
 
 import pytest
 
@@ -14,16 +13,10 @@ from macrowatch.config import load_config
 from macrowatch.runtime.daemon import Daemon
 from macrowatch.runtime.scheduler import Runner
 from macrowatch.store import open_store
-from runtime.test_daemon_core import Macro, Prices
+from runtime.test_daemon_core import NY, WORLD, Macro, Prices
 
-NY = zoneinfo.ZoneInfo("America/New_York")
 DAY = dt.date(2019, 8, 2)  # the July jobs report: 1300 - 1100 = +200k against a consensus of 150k
-CONFIG = """\
-sources: {fred: {api_key: "0123456789abcdef0123456789abcdef"}}  # the in-memory Macro feed stands for a keyed FRED
-instruments:
-  spx: {symbol: "^GSPC", name: "S&P 500"}
-levels:
-  spx-100: {instrument: spx, price: 100, fail_within_bars: 3}
+CONFIG = WORLD + """\
 releases:
   es:
     fred_release_id: 50

@@ -22,12 +22,15 @@ UTC = dt.UTC
 # XNYS sessions from 2019-06-03: 95 through June, then 96 97 98 (07-01..07-03), 99.5 (07-05), 99.6 (07-08),
 # 101 (07-09: the breakout of 100), 102 103 104 (07-10..07-12: bars 1..3 of the window, confirmed on 07-12).
 CLOSES = [95.0] * 20 + [96, 97, 98, 99.5, 99.6, 101, 102, 103, 104, 105, 106]
-CONFIG = """\
+# What the Prices and Macro feeds below serve; other daemon tests add their own releases and rules to it.
+WORLD = """\
 sources: {fred: {api_key: "0123456789abcdef0123456789abcdef"}}  # the in-memory Macro feed stands for a keyed FRED
 instruments:
   spx: {symbol: "^GSPC", name: "S&P 500"}
 levels:
   spx-100: {instrument: spx, price: 100, fail_within_bars: 3}
+"""
+CONFIG = WORLD + """\
 releases:
   es: {fred_release_id: 50, time: "08:30"}
 macro:

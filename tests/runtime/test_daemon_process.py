@@ -14,7 +14,7 @@ import zoneinfo
 
 import pytest
 
-from daemonproc import Daemon, environment, free_port, wait_until
+from daemonproc import STUB_SOURCES, Daemon, environment, free_port, wait_until
 from stubs.fred import KEY, FredStub
 from stubs.webhook import WebhookReceiver
 from stubs.yahoo import YahooStub
@@ -29,13 +29,9 @@ CLOSES = [95.0, 96, 97, 96, 97, 98, 97, 96, 97]
 PAYEMS = [("2019-05-01", "2019-06-07", 151000), ("2019-06-01", "2019-07-05", 151200),
           ("2019-05-01", "2019-07-05", 151010)]
 AUGUST = ("2019-07-01", "2019-08-02", 151400)   # +200k: the release the daemon waits for
-CONFIG = """\
-store: state/mw.sqlite
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+# The market, the jobs report and the rule on it, after the store (test_ha_process.py runs them too): formatted
+# with fred=, yahoo= and the release's time=.
+JOBS_REPORT = STUB_SOURCES + """\
 levels:
   spx-100: {{instrument: spx, price: 100, fail_within_bars: 3}}
 releases:
@@ -49,6 +45,8 @@ rules:
     when: {{release: payrolls, outcome: beat}}
     notify: [trading]
     message: "payrolls {{payrolls.actual:+.0f}}k vs {{payrolls.consensus:+.0f}}k"
+"""
+CONFIG = "store: state/mw.sqlite\n" + JOBS_REPORT + """\
   - name: spx-breakout
     when: {{level: spx-100, entered: breakout}}
     notify: [trading]

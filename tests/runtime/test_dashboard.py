@@ -10,16 +10,19 @@ import hashlib
 import http.client
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from daemonproc import Daemon, environment, free_port, wait_until
+from daemonproc import STUB_SOURCES, Daemon, environment, free_port, wait_until
+from macrowatch.clock import FakeClock
 from macrowatch.model import Alert
 from macrowatch.runtime import dashboard as dashboard_module
-from macrowatch.store import open_store
+from macrowatch.runtime.dashboard import Dashboard
+from macrowatch.store import open_reader, open_store
 from stubs.fred import KEY
 
-from .dashboard_world import FRED_KEY, NY, OPS_URL, TOKEN, TRADING_URL, bar, build, serve
+from .dashboard_world import FRED_KEY, NOW, NY, OPS_URL, TOKEN, TRADING_URL, bar, build, serve
 
 
 class Tables(HTMLParser):
@@ -261,6 +264,19 @@ def test_a_level_chart_is_a_png_kept_until_the_next_close(world, monkeypatch):
     assert request(server, "/levels/rut-1550.png")[0] == 200 and drawn[-1] == "rut-1550"
 
 
+def test_a_chart_is_drawn_again_when_a_reload_renames_its_instrument(tmp_path, monkeypatch):
+    config, store_path = build(tmp_path, monkeypatch)
+    current, titles = [config], []
+    monkeypatch.setattr(dashboard_module, "draw", lambda *a, name, **k: titles.append(name) or SimpleNamespace(png=b""))
+    dashboard = Dashboard(lambda: current[0], lambda: open_reader(store_path), FakeClock(NOW), str)
+    dashboard.chart("spx-3000")
+    dashboard.chart("spx-3000")  # kept
+    renamed = dataclasses.replace(config.instruments["spx"], name="S&P")
+    current[0] = dataclasses.replace(config, instruments={**config.instruments, "spx": renamed})  # a reload
+    dashboard.chart("spx-3000")
+    assert titles == ["S&P 500: spx-3000", "S&P: spx-3000"]
+
+
 @pytest.mark.parametrize("path", ["/levels/unknown.png", "/levels/spx-3000.svg", "/levels/..%2Fmw.png", "/admin",
                                   "/levels/"])
 def test_unknown_pages_are_404(world, path):
@@ -296,11 +312,7 @@ def test_an_unreadable_store_is_503_with_the_reason(tmp_path, monkeypatch):
 RUN_CONFIG = """\
 store: state/mw.sqlite
 health: {{listen: "127.0.0.1:{port}"}}
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+""" + STUB_SOURCES + """\
 levels:
   spx-100: {{instrument: spx, price: 100}}
 channels:

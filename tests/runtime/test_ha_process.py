@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from daemonproc import Daemon, environment, macrowatch, wait_until
-from runtime.test_daemon_process import AUGUST, CLOSES, NY, PAYEMS, SESSIONS, bars  # the same market and release
+from runtime.test_daemon_process import AUGUST, CLOSES, JOBS_REPORT, NY, PAYEMS, SESSIONS, bars  # the same world
 from stubs.fred import KEY
 from stubs.tcpproxy import TcpProxy
 
@@ -27,28 +27,7 @@ pytestmark = pytest.mark.slow  # `macrowatch run` processes failing over
 LEASE_S = 3
 SLACK_S = 0.75   # reading the logs, and a loaded CI machine's scheduling: the design's bound is LEASE_S itself
 RELEASE = dt.datetime(2019, 8, 2, 8, 30, tzinfo=NY)
-CONFIG = """\
-store: "${{MW_TEST_STORE}}"
-ha: {{lease: {lease}s}}
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
-levels:
-  spx-100: {{instrument: spx, price: 100, fail_within_bars: 3}}
-releases:
-  es: {{dates: [2019-08-02], time: "08:30"}}
-macro:
-  payrolls: {{series: PAYEMS, release: es, measure: change, consensus: {{2019-07: 150}}, beat_by: 25}}
-channels:
-  trading: ${{MW_TEST_TRADING}}
-rules:
-  - name: jobs-beat
-    when: {{release: payrolls, outcome: beat}}
-    notify: [trading]
-    message: "payrolls {{payrolls.actual:+.0f}}k vs {{payrolls.consensus:+.0f}}k"
-"""
+CONFIG = 'store: "${{MW_TEST_STORE}}"\nha: {{lease: {lease}s}}\n' + JOBS_REPORT
 
 
 class World:
@@ -57,7 +36,7 @@ class World:
     def __init__(self, tmp_path: Path, postgres_url: str, yahoo, fred, webhook):
         self.tmp_path, self.url, self.fred, self.webhook = tmp_path, postgres_url, fred, webhook
         self.config = tmp_path / "mw.yaml"
-        self.config.write_text(CONFIG.format(lease=LEASE_S, fred=fred.base_url, yahoo=yahoo.url))
+        self.config.write_text(CONFIG.format(lease=LEASE_S, fred=fred.base_url, yahoo=yahoo.url, time="08:30"))
         yahoo.add_daily("^GSPC", bars(CLOSES, SESSIONS))
         fred.add_series("PAYEMS", PAYEMS)
         self.instances: list[Daemon] = []

@@ -14,13 +14,11 @@ import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from daemonproc import Daemon, environment, free_port, healthz, wait_until
+from daemonproc import STUB_SOURCES, Daemon, environment, free_port, healthz, wait_until
 from macrowatch.runtime import storewait
 from macrowatch.runtime.health import HealthServer, Metrics
 from macrowatch.secrets import SecretFilter
@@ -109,14 +107,6 @@ def test_a_stop_does_not_wait_for_an_attempt_under_way_and_the_wait_is_reported_
 
 
 # ---- /healthz serves no secret ------------------------------------------------------------------------------
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 @pytest.mark.parametrize("raises", [False, True], ids=["reason", "failing-check"])
 def test_a_healthz_reason_holding_a_secret_is_masked(raises):
     scrub = SecretFilter([PASSWORD])
@@ -129,7 +119,7 @@ def test_a_healthz_reason_holding_a_secret_is_masked(raises):
     server = HealthServer("127.0.0.1", 0, Metrics(), check, redact=scrub.redact)
     server.start()
     try:
-        status, body = _get(server.url + "/healthz")
+        status, body = healthz(server.port)
     finally:
         server.stop()
     assert status == 503
@@ -142,11 +132,7 @@ CONFIG = """\
 store: "{store}"
 ha: {{lease: 3s}}
 health: {{listen: "127.0.0.1:{health}"}}
-sources:
-  fred: {{api_key: "${{MW_TEST_FRED_KEY}}", url: "{fred}"}}
-  yahoo: {{url: "{yahoo}"}}
-instruments:
-  spx: {{symbol: "^GSPC", name: "S&P 500"}}
+""" + STUB_SOURCES + """\
 levels:
   spx-100: {{instrument: spx, price: 100, fail_within_bars: 3}}
 channels:

@@ -12,10 +12,10 @@ import pytest
 
 from macrowatch.model import Alert
 from macrowatch.store import SCHEMA_VERSION, Fenced, ForecastRow, Store, open_store
-from macrowatch.store.base import Db, utc_text
+from macrowatch.store.base import utc_text
 from macrowatch.store.outbox import _payload
 from macrowatch.store.schema import MIGRATIONS
-from macrowatch.store.sqlite import SqliteDb
+from store.helpers import raw_db
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.UTC
@@ -226,15 +226,6 @@ def test_a_replaced_leader_cannot_write_forecasts_counts_or_print_sources(store:
 
 
 # ---- schema ------------------------------------------------------------------------------------------------
-
-def raw_db(target: str) -> Db:
-    """The store's database without the Store: nothing created or migrated."""
-    if target.startswith("postgresql://"):
-        from macrowatch.store.postgres import PostgresDb
-
-        return PostgresDb(target)
-    return SqliteDb(Path(target))
-
 
 def test_a_version_4_store_is_migrated_to_5_keeping_its_data(target: str):
     assert SCHEMA_VERSION >= 5

@@ -10,10 +10,10 @@ import pytest
 
 from macrowatch.model import Alert
 from macrowatch.store import SCHEMA_VERSION, open_store
-from macrowatch.store.base import Db, utc_text
+from macrowatch.store.base import utc_text
 from macrowatch.store.outbox import _payload
 from macrowatch.store.schema import MIGRATIONS
-from macrowatch.store.sqlite import SqliteDb
+from store.helpers import raw_db
 
 UTC = dt.UTC
 T0 = dt.datetime(2019, 7, 8, 20, 0, tzinfo=UTC)
@@ -26,15 +26,6 @@ def alert(key: str, at: dt.datetime = T0) -> Alert:
 @pytest.fixture(params=["sqlite", "postgres"])
 def target(request, tmp_path: Path) -> str:
     return str(tmp_path / "mw.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
-def raw_db(target: str) -> Db:
-    """The store's database without the Store: nothing created or migrated."""
-    if target.startswith("postgresql://"):
-        from macrowatch.store.postgres import PostgresDb
-
-        return PostgresDb(target)
-    return SqliteDb(Path(target))
 
 
 def test_due_is_by_next_try_then_alert_time_then_the_order_queued(target):

@@ -7,17 +7,19 @@ the store holds since; with `--data DIR --at TIME`, the data's history up to TIM
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
 import zoneinfo
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 import numpy as np
 
 from macrowatch.clock import system_clock
+from macrowatch.commands import missing
 from macrowatch.commands.common import load_or_exit
 from macrowatch.commands.replay import load_history, send_replayed
 from macrowatch.config.types import Config
@@ -47,7 +49,7 @@ def command(config_path: Path, release: str | None, data_dir: Path | None, at: d
         at = at.replace(tzinfo=zone)  # a time without an offset is the config's local time
     try:
         alert, history = from_data(config, data_dir, at, release) if data_dir is not None \
-            else from_store(config, release)
+            else from_store(config, release, charts=send)
     except (files.DataError, StoreError, NoRelease) as exc:
         _fail(str(exc))
     for warning in history.warnings:
@@ -72,9 +74,7 @@ def _fail(message: str) -> NoReturn:
 
 def plain(alert: Alert) -> Alert:
     """The alert as the outbox keeps it: its evidence as JSON data (times and dates as ISO text)."""
-    data: dict[str, Any] = alert.to_json()
-    return Alert(alert.rule, alert.at, alert.severity, alert.labels, alert.message, data["evidence"], alert.key,
-                 alert.notify, alert.chart, alert.trigger)
+    return dataclasses.replace(alert, evidence=alert.to_json()["evidence"])
 
 
 def from_data(config: Config, data_dir: Path, at: dt.datetime, release: str | None) -> tuple[Alert, History]:
@@ -86,7 +86,7 @@ def from_data(config: Config, data_dir: Path, at: dt.datetime, release: str | No
     release_id, release_at = config.macro[coming[0].macro].release, coming[0].at
     engine = Engine(config)
     engine.feed(until(history.columns(), at), [p for p in history.prints if p.at <= at])
-    csv = (data_dir / "macro" / "consensus.csv").exists()  # replay's consensus file: it comes first
+    csv = missing.consensus_file(data_dir).exists()  # replay's consensus file: it comes first
     expected = briefings.from_prints(config, history.prints, release_id, release_at, csv)
     return briefings.briefing(config, engine, release_id, release_at, expected, at), history
 
@@ -101,8 +101,9 @@ def until(bars: dict[str, Bars], at: dt.datetime) -> dict[str, Bars]:
     return out
 
 
-def from_store(config: Config, release: str | None) -> tuple[Alert, History]:
-    """The briefing now of the next release the store's schedule knows (`macrowatch run` keeps it)."""
+def from_store(config: Config, release: str | None, charts: bool = False) -> tuple[Alert, History]:
+    """The briefing now of the next release the store's schedule knows (`macrowatch run` keeps it); with `charts`
+    (for --send), the History holds the bars of its chart's instrument."""
     now = system_clock().now()
     try:
         store = open_store_for(config, read_only=True)
@@ -117,5 +118,7 @@ def from_store(config: Config, release: str | None) -> tuple[Alert, History]:
         release_at, release_id = coming[0]
         engine = briefings.engine_now(config, store, now)
         expected = briefings.from_store(config, store, release_id, release_at)
-        history = History({iid: store.bars(iid) for iid in config.instruments})  # the charts' bars, for --send
-    return briefings.briefing(config, engine, release_id, release_at, expected, now), history
+        alert = briefings.briefing(config, engine, release_id, release_at, expected, now)
+        shown = [alert.chart] if charts and alert.chart in config.instruments else []
+        history = History({iid: store.bars(iid) for iid in shown})
+    return alert, history

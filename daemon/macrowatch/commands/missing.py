@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macrowatch.config.types import Config, Rule
+from macrowatch.config.types import Config
 from macrowatch.runtime.history import History
 from macrowatch.runtime.inputs import instrument_key, level_key, macro_key, rule_inputs
 from macrowatch.sources import files
@@ -48,6 +48,11 @@ def series_file(data_dir: Path, series: str) -> Path:
     return data_dir / "macro" / f"{series}.csv"
 
 
+def consensus_file(data_dir: Path) -> Path:
+    """DIR/macro/consensus.csv: the consensus of a data directory's releases (optional)."""
+    return data_dir / "macro" / "consensus.csv"
+
+
 def config_series(config: Config) -> list[str]:
     """The macro series of a config, each once, in config order."""
     return list(dict.fromkeys(m.series for m in config.macro.values()))
@@ -65,9 +70,11 @@ def in_directory(config: Config, data_dir: Path, instruments: Iterable[str] | No
 
 
 def in_store(config: Config, history: History, store: Store) -> Missing:
-    """What a store's whole history (`history`, read from `store` for `config`) has nothing of."""
+    """What a store's whole history (`history`, read from `store` for `config`) has nothing of. A series with a
+    print in `history` has vintages; only one without is asked of the store again (its vintages may give no print)."""
+    printed = {config.macro[p.macro].series for p in history.prints}
     return Missing({iid: None for iid in config.instruments if iid not in history.bars},
-                   {s: None for s in config_series(config) if not store.vintages(s)})
+                   {s: None for s in config_series(config) if s not in printed and not store.vintages(s)})
 
 
 def leave_out(config: Config, instruments: Iterable[str], series: Iterable[str],
@@ -85,7 +92,7 @@ def leave_out(config: Config, instruments: Iterable[str], series: Iterable[str],
         if not reads & gone and chart is None:
             kept.append(rule)
             continue
-        why, seen = _why(config, rule, reads & gone, chart)
+        why, seen = _why(config, reads, reads & gone, chart)
         named |= seen
         lines.append(f"rule {rule.name} left out: {why}, which {lacks} lacks")
     lines += [f"instrument {iid} ({config.instruments[iid].symbol}) left out: {lacks} lacks it; no rule reads it"
@@ -101,11 +108,11 @@ def leave_out(config: Config, instruments: Iterable[str], series: Iterable[str],
     return reduced, lines
 
 
-def _why(config: Config, rule: Rule, gone: frozenset[str], chart: str | None) -> tuple[str, set[str]]:
+def _why(config: Config, inputs: frozenset[str], gone: frozenset[str], chart: str | None) -> tuple[str, set[str]]:
     """"it reads instrument spx (^GSPC) through level spx-100 and series PAYEMS (macro payrolls)", with the inputs
-    it names ("instrument spx", "series PAYEMS")."""
+    it names ("instrument spx", "series PAYEMS"). `inputs`: all the rule reads; `gone`: those left out."""
     reads, named = [], set()
-    levels = [lid for lid in config.levels if level_key(lid) in rule_inputs(config, rule)]
+    levels = [lid for lid in config.levels if level_key(lid) in inputs]
     for iid in config.instruments:
         if instrument_key(iid) in gone:
             through = [lid for lid in levels if config.levels[lid].instrument == iid]

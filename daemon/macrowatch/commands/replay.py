@@ -186,7 +186,7 @@ def load_history(config: Config, data_dir: Path) -> History:
         bars[iid] = Bars(cols.session, at, cols.open, cols.high, cols.low, cols.close, cols.volume)
     warnings = []
     seen, times = stored_forecasts(config, warnings)
-    consensus_file = data_dir / "macro" / "consensus.csv"
+    consensus_file = missing.consensus_file(data_dir)
     overrides = files.read_consensus(consensus_file) if consensus_file.exists() else {}
     if consensus_file.exists() and not overrides:
         warnings.append(f"{consensus_file}: no rows: the consensus of the config (or the mean of the last 12 first "

@@ -29,7 +29,7 @@ from macrowatch.config.types import Macro, Outcome, ReleaseOutcome, Rule, Trigge
 from macrowatch.engine.alerting import Phase, RuleState
 from macrowatch.engine.conditions import LevelView, View, holds
 from macrowatch.engine.evaluator import Engine, _conditions
-from macrowatch.engine.outcomes import judge
+from macrowatch.engine.outcomes import assess, judge
 from macrowatch.model import Alert, Print, number
 
 SCENARIOS = (Outcome.BEAT, Outcome.INLINE, Outcome.MISS)
@@ -123,14 +123,14 @@ def thresholds(macro: Macro, consensus: float) -> dict[str, tuple[str, float]]:
 
 
 def hypothetical_print(macro: Macro, expected: Expectation, at: dt.datetime, outcome: Outcome) -> Print:
-    """The print of one series in a scenario, judged as `engine.outcomes` judges a real one."""
+    """The print of one series in a scenario, judged by `outcomes.assess` as a real one (no consensus: unknown)."""
     period = expected.ref_period or at.date().replace(day=1)
     if expected.consensus is None:
-        actual = expected.prior if expected.prior is not None else 0.0
-        return Print(macro.id, at, period, actual, expected.prior, None, "none", None, Outcome.UNKNOWN)
-    actual = hypothetical_actual(macro, expected.consensus, outcome, expected.prior)
-    surprise, judged = judge(actual, expected.consensus, macro.beat_by, macro.higher_is)
-    return Print(macro.id, at, period, actual, expected.prior, expected.consensus, expected.source, surprise, judged)
+        actual, given = expected.prior if expected.prior is not None else 0.0, {}
+    else:
+        actual = hypothetical_actual(macro, expected.consensus, outcome, expected.prior)
+        given = {period: expected.consensus}
+    return assess(macro, at, period, actual, expected.prior, given, expected.source, [])
 
 
 def copy_of(engine: Engine) -> Engine:

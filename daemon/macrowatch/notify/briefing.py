@@ -22,9 +22,18 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
-from macrowatch.notify.render import TELEGRAM_LIMIT, Context, Kind, MacroFormat, Message, describe, fit, num
+from macrowatch.notify.render import (
+    TELEGRAM_LIMIT,
+    Context,
+    Kind,
+    MacroFormat,
+    Message,
+    describe,
+    fit,
+    macro_amount,
+    num,
+)
 
-_SIGNED = ("change", "pct_change", "yoy_pct")
 _WORDS = {">=": "or more", "<=": "or less", ">": "above", "<": "below"}
 
 
@@ -59,7 +68,7 @@ def lines(e: Mapping[str, Any], context: Context) -> tuple[str, list[tuple[str, 
     values = {s.get("macro"): s.get("values", {}) for s in e.get("series", [])}
     out.append(("plain", "If it came out now:"))
     for sc in scenarios:
-        shown = ", ".join(_amount(v.get(sc["outcome"]), context.macros.get(m, MacroFormat()))
+        shown = ", ".join(macro_amount(v.get(sc["outcome"]), context.macros.get(m, MacroFormat()))
                           for m, v in values.items() if sc["outcome"] in v)
         fires = sc.get("fires") or []
         said = f"{', '.join(fires)} {'fires' if len(fires) == 1 else 'fire'}" if fires else "nothing fires"
@@ -85,17 +94,17 @@ def _series(s: Mapping[str, Any], f: MacroFormat) -> list[tuple[str, str]]:
     if s.get("consensus") is None:
         said = f"{where}: {s.get('why') or 'no consensus'}"
     else:
-        said = f"{where}: consensus {_amount(s['consensus'], f)} ({_source(s.get('source'))})"
+        said = f"{where}: consensus {macro_amount(s['consensus'], f)} ({_source(s.get('source'))})"
         if s.get("why"):
             said += f"; {s['why']}"
     if s.get("prior") is not None:
-        said += f"; prior first print {_amount(s['prior'], f)}" + (
+        said += f"; prior first print {macro_amount(s['prior'], f)}" + (
             f" ({_month(s.get('prior_period'))})" if s.get("prior_period") else "")
     out = [("series", said)]
     if s.get("beat") and s.get("miss"):
         (bop, bv), (mop, mv) = s["beat"], s["miss"]
-        out.append(("plain", f"  beat at {_amount(bv, f)} {_WORDS[bop]}, miss at {_amount(mv, f)} {_WORDS[mop]}, "
-                             "inline between"))
+        out.append(("plain", f"  beat at {macro_amount(bv, f)} {_WORDS[bop]}, "
+                             f"miss at {macro_amount(mv, f)} {_WORDS[mop]}, inline between"))
     return out
 
 
@@ -114,12 +123,6 @@ def condition_words(key: str, entry: Any, context: Context) -> str:
         return f"{ident} {state} ({close:.2f}, {gap:.2f} % {where})" if where != "at" else \
             f"{ident} {state} ({close:.2f}, at the level)"
     return describe(key, entry, context)
-
-
-def _amount(value: Any, f: MacroFormat) -> str:
-    if not isinstance(value, int | float):
-        return "n/a"
-    return ("+" if f.measure in _SIGNED and value > 0 else "") + num(value) + f.unit
 
 
 def _source(source: Any) -> str:

@@ -307,6 +307,11 @@ def num(value: Any) -> str:
     return "0" if text == "-0" else text
 
 
+def macro_amount(value: Any, f: MacroFormat) -> str:
+    """A macro series' value as its alerts say it: signed for a change, with its unit ("+250k", "+0.3%", "3.7")."""
+    return _amount(value, f.unit, f.measure in _SIGNED_MEASURES)
+
+
 def _amount(value: Any, unit: str, signed: bool) -> str:
     if not isinstance(value, int | float):
         return "n/a"

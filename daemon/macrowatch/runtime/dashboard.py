@@ -45,6 +45,7 @@ _CHART_PATH = re.compile(r"/levels/(?P<id>[^/]+)\.png\Z")
 @dataclass(frozen=True)
 class _Chart:
     level: Level   # as configured when drawn: a reload that changes it draws it again
+    title: str     # likewise: a reload that renames its instrument draws it again
     last: Bar      # the instrument's newest bar when drawn: a new close (or a re-fetched one) draws it again
     png: bytes
 
@@ -99,7 +100,7 @@ class Dashboard:
         inst = config.instruments[level.instrument]
         with self._drawing:  # one chart at a time, whatever the number of requests
             try:
-                png = self._png(level, inst.name or inst.id)
+                png = self._png(level, f"{inst.name or inst.id}: {level.id}")
             except StoreError as exc:
                 log.warning("dashboard chart %s: %s", level_id, exc)
                 return Page(503, "text/plain; charset=utf-8", b"cannot read the store\n")
@@ -107,10 +108,10 @@ class Dashboard:
             return Page(404, "text/plain; charset=utf-8", b"no bars stored for this level's instrument yet\n")
         return Page(200, "image/png", png, cache="max-age=30")
 
-    def _png(self, level: Level, name: str) -> bytes | None:
+    def _png(self, level: Level, title: str) -> bytes | None:
         with self._reader() as store:
             cached = self._charts.get(level.id)
-            if cached is not None and cached.level == level:
+            if cached is not None and (cached.level, cached.title) == (level, title):
                 newest = store.bars(level.instrument, since=cached.last.session)
                 if newest and newest[-1] == cached.last:
                     self._charts.move_to_end(level.id)
@@ -118,8 +119,8 @@ class Dashboard:
             bars = store.bars(level.instrument)
         if not bars:
             return None
-        png = draw(bars, [level], name=f"{name}: {level.id}", show=CHART_BARS).png
-        self._charts[level.id] = _Chart(level, bars[-1], png)
+        png = draw(bars, [level], name=title, show=CHART_BARS).png
+        self._charts[level.id] = _Chart(level, title, bars[-1], png)
         self._charts.move_to_end(level.id)
         while len(self._charts) > CHARTS_KEPT:
             self._charts.popitem(last=False)

@@ -150,7 +150,7 @@ class Polls:
             if not missing:
                 continue
             self.refresh_prices(now, 10, missing)
-            still = [i for i in missing if self.last_sessions().get(i, dt.date.min) < session]
+            still = [i for i in missing if not self._has_session(i, session)]
             close_at = calendar.close_times(code, session, session)[session]
             for iid in still:
                 if now - close_at > CLOSE_LATE and (iid, session) not in self._late_closes:

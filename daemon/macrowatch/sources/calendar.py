@@ -55,9 +55,16 @@ def _span(code: str, start: dt.date, end: dt.date
           ) -> tuple[tuple[dt.date, ...], tuple[dt.datetime, ...], tuple[dt.datetime, ...], range]:
     """The calendar covering two dates (the one these dates always got) and the indices of its sessions between
     them, inclusive: what `.loc[start:end]` selected."""
-    first = max(start, CALENDAR_START)
-    days, opens, closes = _table(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    first, years = _covering(start, end)
+    days, opens, closes = _table(code, *years)
     return days, opens, closes, range(bisect.bisect_left(days, first), bisect.bisect_right(days, end))
+
+
+def _covering(start: dt.date, end: dt.date) -> tuple[dt.date, tuple[str, str]]:
+    """The first date asked (none before CALENDAR_START) and the span of the calendar read for two dates: whole
+    years, one beyond the end, so that the caches see few distinct calendars."""
+    first = max(start, CALENDAR_START)
+    return first, (f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
 
 
 def _recent(code: str, now: dt.datetime) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
@@ -82,22 +89,18 @@ def is_open(code: str, now: dt.datetime) -> bool:
     return any(open_ <= now < close for open_, close in _recent(code, now).values())
 
 
-@functools.lru_cache(maxsize=64)
 def close_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any]:
     """Sessions (datetime64[D]) and their closes (datetime64[ns], UTC) between two dates, as arrays."""
-    first = max(start, CALENDAR_START)
-    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
-    closes = cal.closes.loc[str(first):str(end)]
-    sessions = closes.index.to_numpy().astype("datetime64[D]")
-    return sessions, closes.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    sessions, _opens, closes = session_columns(code, start, end)
+    return sessions, closes
 
 
 @functools.lru_cache(maxsize=64)
 def session_columns(code: str, start: dt.date, end: dt.date) -> tuple[Any, Any, Any]:
     """Sessions (datetime64[D]) with their opens and closes (datetime64[ns], UTC) between two dates, as arrays:
     where an alert between two sessions enters (replay --score)."""
-    first = max(start, CALENDAR_START)
-    cal = _calendar(code, f"{first.year}-01-01", f"{max(end.year + 1, first.year + 1)}-12-31")
+    first, years = _covering(start, end)
+    cal = _calendar(code, *years)
     opens, closes = cal.opens.loc[str(first):str(end)], cal.closes.loc[str(first):str(end)]
 
     def utc(times: Any) -> Any:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
+from macrowatch.commands import missing
 from macrowatch.commands.demo.scenario import CONFIG_NAME, CONFIG_YAML, REPORT_FROM, Scenario, scenario
 from macrowatch.model import Bar, Vintage
-from macrowatch.sources.files import price_file
+from macrowatch.sources.files import PRICE_COLUMNS, price_file
 
 
 def number(value: float) -> str:
@@ -25,7 +26,7 @@ def number(value: float) -> str:
 
 def price_rows(bars: Iterable[Bar]) -> list[str]:
     """Yahoo's daily CSV: `Date,Open,High,Low,Close,Adj Close,Volume`, the close as the adjusted close."""
-    rows = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+    rows = [",".join(PRICE_COLUMNS)]
     rows += [",".join([b.session.isoformat(), *(number(v) for v in (b.open, b.high, b.low, b.close, b.close)),
                        number(b.volume)]) for b in bars]
     return rows
@@ -61,11 +62,11 @@ def write_data(target: Path, s: Scenario | None = None) -> list[tuple[Path, int]
 
     for inst in s.config.instruments.values():
         put(price_file(target, inst.symbol), price_rows(s.bars[inst.symbol]))
-    for series in dict.fromkeys(m.series for m in s.config.macro.values()):
-        put(target / "macro" / f"{series}.csv", vintage_rows(s.vintages[series]))
+    for series in missing.config_series(s.config):
+        put(missing.series_file(target, series), vintage_rows(s.vintages[series]))
     consensus = consensus_rows(s)
     if len(consensus) > 1:
-        put(target / "macro" / "consensus.csv", consensus)
+        put(missing.consensus_file(target), consensus)
     config_path = target / CONFIG_NAME
     config_path.write_text(CONFIG_YAML, encoding="utf-8")
     out.append((config_path, 0))
