@@ -19,7 +19,6 @@ import click
 import numpy as np
 
 from macrowatch.clock import system_clock
-from macrowatch.commands import missing
 from macrowatch.commands.common import load_or_exit
 from macrowatch.commands.replay import load_history, send_replayed
 from macrowatch.config.types import Config
@@ -86,7 +85,7 @@ def from_data(config: Config, data_dir: Path, at: dt.datetime, release: str | No
     release_id, release_at = config.macro[coming[0].macro].release, coming[0].at
     engine = Engine(config)
     engine.feed(until(history.columns(), at), [p for p in history.prints if p.at <= at])
-    csv = missing.consensus_file(data_dir).exists()  # replay's consensus file: it comes first
+    csv = files.consensus_file(data_dir).exists()  # replay's consensus file: it comes first
     expected = briefings.from_prints(config, history.prints, release_id, release_at, csv)
     return briefings.briefing(config, engine, release_id, release_at, expected, at), history
 

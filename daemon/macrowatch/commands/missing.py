@@ -43,16 +43,6 @@ class Missing:
         return ", ".join(items)
 
 
-def series_file(data_dir: Path, series: str) -> Path:
-    """DIR/macro/<SERIES>.csv: a series' vintages in a data directory."""
-    return data_dir / "macro" / f"{series}.csv"
-
-
-def consensus_file(data_dir: Path) -> Path:
-    """DIR/macro/consensus.csv: the consensus of a data directory's releases (optional)."""
-    return data_dir / "macro" / "consensus.csv"
-
-
 def config_series(config: Config) -> list[str]:
     """The macro series of a config, each once, in config order."""
     return list(dict.fromkeys(m.series for m in config.macro.values()))
@@ -65,7 +55,7 @@ def in_directory(config: Config, data_dir: Path, instruments: Iterable[str] | No
     wanted = config.instruments if instruments is None else instruments
     paths = {iid: files.price_file(data_dir, config.instruments[iid].symbol) for iid in wanted}
     lacking = {iid: path for iid, path in paths.items() if not path.exists()}
-    vintages = {s: series_file(data_dir, s) for s in (config_series(config) if series else [])}
+    vintages = {s: files.series_file(data_dir, s) for s in (config_series(config) if series else [])}
     return Missing(lacking, {s: path for s, path in vintages.items() if not path.exists()})
 
 

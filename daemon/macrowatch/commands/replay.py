@@ -186,7 +186,7 @@ def load_history(config: Config, data_dir: Path) -> History:
         bars[iid] = Bars(cols.session, at, cols.open, cols.high, cols.low, cols.close, cols.volume)
     warnings = []
     seen, times = stored_forecasts(config, warnings)
-    consensus_file = missing.consensus_file(data_dir)
+    consensus_file = files.consensus_file(data_dir)
     overrides = files.read_consensus(consensus_file) if consensus_file.exists() else {}
     if consensus_file.exists() and not overrides:
         warnings.append(f"{consensus_file}: no rows: the consensus of the config (or the mean of the last 12 first "
@@ -195,7 +195,7 @@ def load_history(config: Config, data_dir: Path) -> History:
     all_prints = []
     for macro in config.macro.values():
         if macro.series not in vintages:
-            path = missing.series_file(data_dir, macro.series)
+            path = files.series_file(data_dir, macro.series)
             vintages[macro.series] = files.read_vintages(path)
             if not vintages[macro.series]:
                 users = [m.id for m in config.macro.values() if m.series == macro.series]

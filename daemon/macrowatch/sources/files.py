@@ -441,3 +441,13 @@ def consensus_for(macro: Macro, given: tuple[Mapping[dt.date, float], str] | Non
 def price_file(data_dir: Path, symbol: str) -> Path:
     """DIR/prices/<SYMBOL>.csv, the file name being the symbol without a leading '^'."""
     return data_dir / "prices" / f"{symbol.lstrip('^')}.csv"
+
+
+def series_file(data_dir: Path, series: str) -> Path:
+    """DIR/macro/<SERIES>.csv: a series' vintages in a data directory."""
+    return data_dir / "macro" / f"{series}.csv"
+
+
+def consensus_file(data_dir: Path) -> Path:
+    """DIR/macro/consensus.csv: the consensus of a data directory's releases (optional)."""
+    return data_dir / "macro" / "consensus.csv"

@@ -16,7 +16,7 @@ import click
 from macrowatch.commands import missing
 from macrowatch.commands.demo.scenario import CONFIG_NAME, CONFIG_YAML, REPORT_FROM, Scenario, scenario
 from macrowatch.model import Bar, Vintage
-from macrowatch.sources.files import PRICE_COLUMNS, price_file
+from macrowatch.sources.files import PRICE_COLUMNS, consensus_file, price_file, series_file
 
 
 def number(value: float) -> str:
@@ -63,10 +63,10 @@ def write_data(target: Path, s: Scenario | None = None) -> list[tuple[Path, int]
     for inst in s.config.instruments.values():
         put(price_file(target, inst.symbol), price_rows(s.bars[inst.symbol]))
     for series in missing.config_series(s.config):
-        put(missing.series_file(target, series), vintage_rows(s.vintages[series]))
+        put(series_file(target, series), vintage_rows(s.vintages[series]))
     consensus = consensus_rows(s)
     if len(consensus) > 1:
-        put(missing.consensus_file(target), consensus)
+        put(consensus_file(target), consensus)
     config_path = target / CONFIG_NAME
     config_path.write_text(CONFIG_YAML, encoding="utf-8")
     out.append((config_path, 0))
